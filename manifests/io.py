@@ -1,0 +1,106 @@
+"""Writing and reading manifests (and any shard file) on a local path or an fsspec URL.
+
+Every file is written to a temporary name and then renamed, so a reader never sees a half
+file: a shard counts as done only once its manifest exists (DESIGN.md, "Stages").
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from manifests.schema import MANIFEST_SCHEMA, MANIFEST_VERSION, VERSION_METADATA_KEY
+
+TMP_MARKER = ".tmp-"
+
+
+class ManifestError(Exception):
+    """A manifest that cannot be read as schema v1; the message names the file."""
+
+
+def filesystem(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    return fs, fs_path
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write `data` to `path` via a temporary sibling and a rename."""
+    fs, fs_path = filesystem(path)
+    parent = fs_path.rsplit("/", 1)[0]
+    fs.makedirs(parent, exist_ok=True)
+    tmp = f"{fs_path}{TMP_MARKER}{uuid.uuid4().hex}"
+    try:
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+        fs.mv(tmp, fs_path)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    # Fixed writer options: the same table always gives the same bytes, so reruns are byte-identical.
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd", row_group_size=10_000, store_schema=True)
+    return buf.getvalue()
+
+
+def atomic_write_parquet(path: str, table: pa.Table) -> None:
+    atomic_write_bytes(path, parquet_bytes(table))
+
+
+def atomic_write_json(path: str, obj: Any) -> None:
+    text = json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def manifest_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows (dicts with every schema column) to a table with the v1 schema; a missing column is an error."""
+    missing = [c for c in MANIFEST_SCHEMA.names if rows and c not in rows[0]]
+    if missing:
+        raise ManifestError(f"manifest rows lack columns {missing}")
+    return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+
+
+def write_manifest(path: str, table: pa.Table) -> None:
+    if not table.schema.equals(MANIFEST_SCHEMA, check_metadata=False):
+        table = table.select(MANIFEST_SCHEMA.names).cast(MANIFEST_SCHEMA)
+    table = table.replace_schema_metadata(MANIFEST_SCHEMA.metadata)
+    atomic_write_parquet(path, table)
+
+
+def check_version(path: str, schema: pa.Schema) -> None:
+    meta = schema.metadata or {}
+    version = meta.get(VERSION_METADATA_KEY, b"").decode() or None
+    if version is None:
+        raise ManifestError(f"{path}: not a provenance manifest (no {VERSION_METADATA_KEY.decode()} in its metadata)")
+    major = version.split(".", 1)[0]
+    if major != MANIFEST_VERSION.split(".", 1)[0]:
+        raise ManifestError(
+            f"{path}: manifest schema version {version} is not supported "
+            f"(this reader understands {MANIFEST_VERSION.split('.', 1)[0]}.x)"
+        )
+
+
+def read_manifest(path: str) -> pa.Table:
+    """Read one manifest file; refuses an unknown major version with a clear error."""
+    fs, fs_path = filesystem(path)
+    try:
+        with fs.open(fs_path, "rb") as f:
+            table = pq.read_table(f)
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: manifest not found") from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ManifestError(f"{path}: not a readable Parquet manifest ({exc})") from None
+    check_version(path, table.schema)
+    missing = [c for c in MANIFEST_SCHEMA.names if c not in table.column_names]
+    if missing:
+        raise ManifestError(f"{path}: manifest lacks columns {missing}")
+    return table

@@ -1,0 +1,289 @@
+"""Typed run configuration: the dataclasses below are the YAML schema and the `--set` keys.
+
+A config file may omit any key (the dataclass default applies); an unknown key or a value of
+the wrong type is a ConfigError naming the dotted key. Relative paths in a config file are
+relative to that file's directory, so a run works from any working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+
+# Keys that hold paths. In a config file they are relative to the file's directory; on the
+# command line (`--set`) relative to the working directory, rewritten relative to the file's.
+PATH_KEYS = ("sources.commoncrawl.warc_urls", "sources.local.paths", "tokenize.tokenizer_path")
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message is one line naming the key."""
+
+
+@dataclass
+class RightsConfig:
+    """What a reviewer needs about a source's rights; rows may override per document."""
+
+    license: str = "NOASSERTION"
+    legal_basis: list[str] = field(default_factory=lambda: ["JP-Copyright-Art30-4"])
+    osaid_class: str = "public"
+    redistribution: str = "locator_only"
+
+
+@dataclass
+class CommonCrawlConfig(RightsConfig):
+    enabled: bool = False
+    # WARC files as local paths, HTTP(S) URLs or fsspec URLs.
+    warc_urls: list[str] = field(default_factory=list)
+    data_url: str = "https://data.commoncrawl.org/"
+    timeout_seconds: float = 60.0
+
+
+@dataclass
+class LocalConfig(RightsConfig):
+    """A user's own documents: JSONL or Parquet with a `text` column, or WARC files."""
+
+    enabled: bool = False
+    paths: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SourcesConfig:
+    commoncrawl: CommonCrawlConfig = field(default_factory=CommonCrawlConfig)
+    local: LocalConfig = field(default_factory=LocalConfig)
+
+
+@dataclass
+class ExtractConfig:
+    # HTTP responses whose Content-Type is one of these go through trafilatura.
+    html_mime_types: list[str] = field(default_factory=lambda: ["text/html", "application/xhtml+xml"])
+    # Records whose HTTP status is not 200 carry no document.
+    require_http_200: bool = True
+
+
+@dataclass
+class CleanConfig:
+    language: str = "ja"
+    # fastText lid.176 probability of `language`; LLM-jp and FineWeb-2 use thresholds around 0.5.
+    min_language_score: float = 0.5
+    # Characters after normalisation; Swallow v1 requires 400 letters, a later issue adds that rule.
+    min_chars: int = 200
+
+
+@dataclass
+class DedupConfig:
+    # Which copy of an exact duplicate survives: the first in (fetch shard, row) order.
+    keep: str = "first"
+    # Hash-partitions of the all-to-all step; more partitions, less memory per task.
+    num_partitions: int = 16
+
+
+@dataclass
+class QualityConfig:
+    # Swallow corpus v1 (quality.py::apply_v1) drops documents with fewer than 20% hiragana.
+    min_hiragana_fraction: float = 0.2
+
+
+@dataclass
+class TokenizeConfig:
+    # A Hugging Face `tokenizers` JSON file.
+    tokenizer_path: str = "../sample/tokenizer_llm_jp_v2.2/tokenizer.json"
+    # Appended to every document so that documents stay separated when concatenated for training.
+    append_eos: bool = True
+    eos_token: str = "</s>"
+    batch_size: int = 256
+
+
+@dataclass
+class RuntimeConfig:
+    # Ray CPUs to use when starting a local Ray; null means every core of the machine.
+    num_cpus: int | None = None
+    # Worker processes (Ray actors) per stage; null means one per CPU.
+    num_workers: int | None = None
+
+
+@dataclass
+class Config:
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    # Directory that relative paths are resolved against (the config file's); not part of the hash.
+    base_dir: str = field(default=".", metadata={"internal": True})
+
+    def resolve_path(self, path: str) -> str:
+        """A path or URL from the config, made absolute against the config file's directory."""
+        if "://" in path or Path(path).is_absolute():
+            return path
+        return str((Path(self.base_dir) / path).resolve())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("base_dir")
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=True, allow_unicode=True)
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_yaml().encode()).hexdigest()
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        return _build(tp, value, key)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool or tp is int:
+        if type(value) is not tp:
+            raise ConfigError(f"{key}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+        return value
+    if not isinstance(value, tp):
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    """Field name -> resolved type annotation, without internal fields."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    fields = _fields(cls)
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            raise ConfigError(f"{dotted}: unknown config key")
+        kwargs[key] = _coerce(value, fields[key], dotted)
+    return cls(**kwargs)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` in nested dicts, refusing keys the schema does not have."""
+    cls: Any = Config
+    node = data
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        fields = _fields(cls)
+        here = ".".join(parts[: i + 1])
+        if part not in fields:
+            raise ConfigError(f"{here}: unknown config key")
+        if i == len(parts) - 1:
+            node[part] = value
+            return
+        tp = fields[part]
+        if not dataclasses.is_dataclass(tp):
+            raise ConfigError(f"{here}: is a value, not a section; cannot set {dotted}")
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{here}: expected a mapping in the config file")
+        cls = tp
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` with the value parsed as YAML.
+
+    >>> parse_override("clean.min_chars=400")
+    ('clean.min_chars', 400)
+    >>> parse_override("sources.local.paths=[a.jsonl, b.jsonl]")
+    ('sources.local.paths', ['a.jsonl', 'b.jsonl'])
+    """
+    if "=" not in text:
+        raise ConfigError(f"{text}: --set expects key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{key}: value {raw!r} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Load a YAML config file (default: configs/default.yaml) and apply `--set` overrides."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of sections")
+    base_dir = path.resolve().parent
+    for text in overrides:
+        key, value = parse_override(text)
+        if key in PATH_KEYS:
+            value = _relative_to(value, base_dir)
+        _set_dotted(data, key, value)
+    config = _build(Config, data)
+    config.base_dir = str(base_dir)
+    _validate(config)
+    return config
+
+
+def _relative_to(value: Any, base_dir: Path) -> Any:
+    """A command-line path (relative to the working directory) made relative to `base_dir`."""
+    if isinstance(value, list):
+        return [_relative_to(v, base_dir) for v in value]
+    if not isinstance(value, str) or "://" in value or Path(value).is_absolute():
+        return value
+    return os.path.relpath(Path(value).resolve(), base_dir)
+
+
+def _validate(config: Config) -> None:
+    from manifests.schema import OSAID_CLASSES, REDISTRIBUTION
+
+    for name in ("commoncrawl", "local"):
+        src = getattr(config.sources, name)
+        if src.osaid_class not in OSAID_CLASSES:
+            raise ConfigError(f"sources.{name}.osaid_class: must be one of {', '.join(OSAID_CLASSES)}")
+        if src.redistribution not in REDISTRIBUTION:
+            raise ConfigError(f"sources.{name}.redistribution: must be one of {', '.join(REDISTRIBUTION)}")
+    if config.dedup.keep != "first":
+        raise ConfigError("dedup.keep: only 'first' is implemented")
+    if config.dedup.num_partitions < 1:
+        raise ConfigError("dedup.num_partitions: must be at least 1")
+    if not 0.0 <= config.clean.min_language_score <= 1.0:
+        raise ConfigError("clean.min_language_score: must be between 0 and 1")
+    if not 0.0 <= config.quality.min_hiragana_fraction <= 1.0:
+        raise ConfigError("quality.min_hiragana_fraction: must be between 0 and 1")

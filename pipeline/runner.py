@@ -1,0 +1,92 @@
+"""Runs stages in order over a run directory: plan, skip done shards, run the rest, sum stats."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from manifests.io import atomic_write_bytes, filesystem
+from pipeline import __version__
+from pipeline.config import Config, ConfigError
+from pipeline.progress import StageProgress
+from pipeline.shards import MissingInputError, is_done, is_stage_complete, remove_orphans, sum_stage_stats
+from pipeline.stage import RunContext
+from pipeline.stages import STAGE_ORDER, STAGES
+
+RESOLVED_CONFIG = "config.resolved.yaml"
+
+
+def default_run_dir(config_path: str | None, config: Config) -> str:
+    """Same config, same directory: rerunning `run` resumes instead of starting over."""
+    stem = Path(config_path).stem if config_path else "default"
+    return str(Path("runs") / f"{stem}-{config.sha256()[:12]}")
+
+
+def ordered_stages(requested: list[str] | None) -> list[str]:
+    if not requested:
+        return list(STAGE_ORDER)
+    unknown = [s for s in requested if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"--stage {unknown[0]}: unknown stage (stages: {' '.join(STAGE_ORDER)})")
+    return [s for s in STAGE_ORDER if s in requested]
+
+
+def check_inputs(run_dir: str, stages: list[str]) -> None:
+    """Each stage's input must be on disk already or be produced earlier in this invocation."""
+    for i, name in enumerate(stages):
+        needed = STAGES[name].input_stage
+        if needed and needed not in stages[:i] and not is_stage_complete(run_dir, needed):
+            raise MissingInputError(
+                f"stage '{name}' needs the output of stage '{needed}', which is missing or unfinished "
+                f"in {run_dir}/{needed}; run --stage {needed} first"
+            )
+
+
+def check_run_dir_config(run_dir: str, config: Config) -> None:
+    """A run directory belongs to one config: mixing shards from two configs would be untraceable."""
+    fs, path = filesystem(f"{run_dir}/{RESOLVED_CONFIG}")
+    if fs.exists(path):
+        with fs.open(path, "rb") as f:
+            existing = f.read().decode("utf-8")
+        if existing != config.to_yaml():
+            raise ConfigError(
+                f"{run_dir} was produced with a different config (see its {RESOLVED_CONFIG}); "
+                "use a new --run-dir for a new config"
+            )
+
+
+def run(
+    config: Config,
+    run_dir: str,
+    stages: list[str],
+    ray_address: str | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    stream = stream or sys.stderr
+    check_run_dir_config(run_dir, config)
+    check_inputs(run_dir, stages)
+    atomic_write_bytes(f"{run_dir}/{RESOLVED_CONFIG}", config.to_yaml().encode("utf-8"))
+    ctx = RunContext(
+        run_dir=run_dir, config=config, config_sha256=config.sha256(), pipeline_version=__version__
+    )
+
+    from pipeline.runtime import RayRuntime  # imported late: `stages` and bad configs never pay for Ray
+
+    with RayRuntime(ray_address, config.runtime.num_cpus) as runtime:
+        for name in stages:
+            run_stage(name, ctx, runtime, stream)
+
+
+def run_stage(name: str, ctx: RunContext, runtime, stream: TextIO) -> None:
+    stage = STAGES[name](ctx)
+    remove_orphans(ctx.run_dir, name)
+    shards = stage.plan()
+    pending = [s for s in shards if not is_done(ctx.run_dir, name, s.name)]
+    progress = StageProgress(name, len(shards), len(shards) - len(pending), stream)
+    if pending:
+        stage.prepare(shards, runtime.pmap)
+        for _, stats in runtime.run_shards(name, ctx, pending, ctx.config.runtime.num_workers):
+            progress.shard_done(stats.documents_in if stats else 0)
+    total = sum_stage_stats(ctx.run_dir, name)
+    progress.finish(total.summary())

@@ -1,0 +1,99 @@
+"""The Ray runtime: the one module that imports ray.
+
+Shards run on a pool of Ray actors, one stage object per actor, so a stage's expensive
+resources (fastText model, tokenizer) load once per worker process, not once per shard.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable, Iterable, Iterator
+
+import ray
+from ray.util import ActorPool
+
+from pipeline.stage import RunContext, ShardFailed, ShardSpec
+from pipeline.stats import ShardStats
+
+
+class RayRuntime:
+    """Starts a local Ray (and shuts it down) or joins an existing cluster."""
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.num_cpus = num_cpus
+        self.started_local = False
+
+    def __enter__(self) -> RayRuntime:
+        if ray.is_initialized():
+            return self
+        common = {"logging_level": logging.WARNING, "log_to_driver": True}
+        if self.address:
+            ray.init(address=self.address, **common)
+        else:
+            ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False, **common)
+            self.started_local = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.started_local:
+            ray.shutdown()
+
+    def cpus(self) -> int:
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def pmap(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """Run `fn` on every item as a Ray task; results in input order."""
+        remote = ray.remote(num_cpus=1)(fn)
+        return ray.get([remote.remote(item) for item in items])
+
+    def run_shards(
+        self, stage_name: str, ctx: RunContext, shards: list[ShardSpec], num_workers: int | None
+    ) -> Iterator[tuple[ShardSpec, ShardStats | None]]:
+        """Yield (shard, stats) as shards finish; raises ShardFailed on the first failure."""
+        if not shards:
+            return
+        workers = min(num_workers or self.cpus(), len(shards))
+        actors = [_StageWorker.remote(stage_name, ctx) for _ in range(workers)]
+        pool = ActorPool(actors)
+        by_index = {s.index: s for s in shards}
+        try:
+            for index, result in _unordered(pool, shards, stage_name):
+                if isinstance(result, ShardFailed):
+                    raise result
+                yield by_index[index], result
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+
+
+def _unordered(pool: ActorPool, shards: list[ShardSpec], stage_name: str) -> Iterator[tuple[int, Any]]:
+    for shard in shards:
+        pool.submit(lambda actor, s: actor.run.remote(s), shard)
+    while pool.has_next():
+        try:
+            yield pool.get_next_unordered()
+        except ray.exceptions.RayError as exc:
+            # The actor died (killed, out of memory) rather than the shard raising.
+            yield -1, ShardFailed(stage_name, "(unknown)", f"a Ray worker died: {type(exc).__name__}: {exc}")
+
+
+@ray.remote(num_cpus=1)
+class _StageWorker:
+    def __init__(self, stage_name: str, ctx: RunContext):
+        from pipeline.stages import STAGES
+
+        self.stage = STAGES[stage_name](ctx)
+        self.ready = False
+
+    def run(self, shard: ShardSpec) -> tuple[int, ShardStats | ShardFailed | None]:
+        from pipeline.shards import run_shard
+
+        try:
+            if not self.ready:
+                self.stage.setup()
+                self.ready = True
+            return shard.index, run_shard(self.stage, shard)
+        except Exception as exc:  # reported to the driver with the shard that failed
+            return shard.index, ShardFailed(self.stage.name, shard.name, f"{type(exc).__name__}: {exc}")
