@@ -100,7 +100,7 @@ class TokenizeConfig:
     tokenizer_path: str = "../sample/tokenizer_llm_jp_v2.2/tokenizer.json"
     # Appended to every document so that documents stay separated when concatenated for training.
     append_eos: bool = True
-    eos_token: str = "</s>"
+    eos_token: str = "<EOD|LLM-jp>"
     batch_size: int = 256
 
 

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+import yaml
+
 from manifests.io import atomic_write_bytes, filesystem
 from pipeline import __version__
 from pipeline.config import Config, ConfigError
@@ -50,10 +52,23 @@ def check_run_dir_config(run_dir: str, config: Config) -> None:
         with fs.open(path, "rb") as f:
             existing = f.read().decode("utf-8")
         if existing != config.to_yaml():
+            changed = ", ".join(_changed_keys(yaml.safe_load(existing) or {}, config.to_dict())[:5])
             raise ConfigError(
-                f"{run_dir} was produced with a different config (see its {RESOLVED_CONFIG}); "
+                f"{run_dir} was produced with a different config (keys that differ: {changed}); "
                 "use a new --run-dir for a new config"
             )
+
+
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        dotted = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed_keys(a, b, dotted + ".")
+        elif a != b:
+            keys.append(dotted)
+    return keys
 
 
 def run(

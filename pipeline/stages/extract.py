@@ -50,7 +50,7 @@ class ExtractStage(Stage):
             decoded = decode_html(payload, ctype)
             update.transforms.append(
                 transform(self.name, "filters.html.decode_html", decoded.charset,
-                          {"declared": decoded.declared, "declared_in": decoded.declared_in})
+                          {"declared": decoded.declared, "declared_in": decoded.source})
             )
             update.decisions.append(decision(self.name, "decode_replacement_chars", decoded.errors, True))
             extracted = extract_main_text(decoded.text, url)

@@ -102,12 +102,12 @@ class FetchStage(Stage):
         return ShardResult(kept=table, rejected=[], manifest=rows, bytes_in=bytes_in)
 
     def _fetch_warc(self, item: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-        import warcio
+        from importlib.metadata import version
 
         from sources.warc import iter_warc_responses
 
         timeout = self.config.sources.commoncrawl.timeout_seconds
-        tool = transform("fetch", "warcio", warcio.__version__, {"reader": "iter_warc_responses"})
+        tool = transform("fetch", "warcio", version("warcio"), {"reader": "iter_warc_responses"})
         docs, rows = [], []
         for rec in iter_warc_responses(item["path"], timeout=timeout):
             locator = {
