@@ -1,0 +1,101 @@
+"""normalize_japanese on real Japanese text: what changes, what must not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from filters.normalize import NORMALIZER_ID, normalize_japanese
+
+# Diet speech 117704006X00320110415_056 (kokkai_speeches/speeches_sample2000.jsonl), first lines
+# as served: CRLF line ends and U+3000 after the speaker and as paragraph indent.
+DIET_RAW = (
+    "○近藤副大臣\u3000副大臣の近藤でございます。私の方からお答えをさせていただきます。\r\n"
+    "\u3000太田委員、今質問の冒頭に、太田委員も福島県の選出であり、"
+)
+DIET_NORMALIZED = (
+    "○近藤副大臣 副大臣の近藤でございます。私の方からお答えをさせていただきます。\n"
+    " 太田委員、今質問の冒頭に、太田委員も福島県の選出であり、"
+)
+
+CASES = [
+    # (input, expected, why)
+    ("ｶﾞｯｺｳ", "ガッコウ", "half-width katakana with voiced mark becomes full-width ガ"),
+    ("がっこう", "がっこう", "dakuten kept (datatrove's dedup normaliser would strip it)"),
+    ("か\u3099っこう", "がっこう", "decomposed kana + combining dakuten composes"),
+    ("は\u309aん", "ぱん", "decomposed handakuten composes"),
+    ("ＡＩ研究所２０２４", "AI研究所2024", "full-width ASCII becomes ASCII"),
+    ("ﾊﾟﾊﾟ", "パパ", "neologdn case: half-width handakuten"),
+    ("う゛ほﾟ", "ゔぽ", "neologdn case: spacing ゛ composes with う, ﾟ with ほ"),
+    ("ワ゛", "ヷ", "spacing ゛ composes where a precomposed kana exists"),
+    ("ア゛ッ！", "ア゛ッ!", "no precomposed ア゛: the spacing mark stays, not ' ゙'"),
+    ("ｱﾞｱﾞｱﾞ", "ア゛ア゛ア゛", "an uncomposable combining mark comes out as the spacing one"),
+    ("゛", "゛", "a lone spacing mark is not turned into space + combining mark"),
+    ("濁点（゜）", "濁点(゜)", "spacing ゜ after a non-kana stays"),
+    (DIET_RAW, DIET_NORMALIZED, "CRLF -> LF; U+3000 -> ASCII space, indent kept as one space"),
+    ("梅雨\x00は\x07東アジア\ufeff", "梅雨は東アジア", "control characters and stray BOM removed"),
+    ("見出し\t本文", "見出し\t本文", "a lone tab is kept"),
+    ("梅雨  は \t 東アジア", "梅雨 は 東アジア", "runs of blanks collapse to one space"),
+    ("一行目\u3000 \n二行目\t", "一行目\n二行目", "trailing blanks (incl. U+3000) stripped"),
+    ("一\n\n\n\n二\n\n三\n \n \n四", "一\n\n二\n\n三\n\n四", "2+ blank lines -> one blank line"),
+    ("段落一\u2028段落二\x0c段落三", "段落一\n段落二\n段落三", "other line breaks become LF"),
+    ("\n\u3000\u3000吾輩は猫である。\n\n", "吾輩は猫である。", "whole text stripped"),
+    # NFKC's known costs, pinned so a change is a decision (and a new NORMALIZER_ID):
+    ("1467～1487年", "1467~1487年", "U+FF5E (cp932's 0x8160) becomes ASCII tilde"),
+    ("1467〜1487年", "1467〜1487年", "U+301C wave dash is left alone"),
+    ("待って…", "待って...", "ellipsis becomes three dots"),
+    ("①平成㍻", "1平成平成", "circled digits and square era names decompose"),
+]
+
+
+@pytest.mark.parametrize("text, expected, why", CASES, ids=[c[2] for c in CASES])
+def test_normalize_japanese(text, expected, why):
+    assert normalize_japanese(text) == expected, why
+
+
+IDEMPOTENCE_CASES = [c[0] for c in CASES] + [
+    "か\x00゛",  # a control char between kana and mark must not make a second pass differ
+    "ｶ\u3000ﾞ",
+    "ア\u3099\u3099",
+]
+
+
+@pytest.mark.parametrize("text", IDEMPOTENCE_CASES)
+def test_normalize_is_idempotent(text):
+    # Dedup keys hash normalised text; normalising twice must not change the key.
+    once = normalize_japanese(text)
+    assert normalize_japanese(once) == once
+
+
+def test_aozora_shift_jis_file_normalises_cleanly(fixtures_dir):
+    raw = (fixtures_dir / "aozora_001403_50016_ruby_37709.txt").read_bytes()
+    text = normalize_japanese(raw.decode("cp932"))
+    assert text.startswith("カンナとオンナ\n北大路魯山人\n")
+    assert "\r" not in text
+    assert "\n\n\n" not in text
+    assert not any(line != line.rstrip(" \t") for line in text.split("\n"))
+    assert "青空文庫" in text  # the footer Aozora Bunko asks us to keep is still there
+    assert normalize_japanese(text) == text
+
+
+def test_neologdn_shared_cases_that_are_pure_nfkc(shared_data):
+    # neologdn does more than NFKC (drops spaces between Japanese words, tildes, long-vowel
+    # runs); the cases without those extras must agree with us.
+    extras = ("~", "〜", "～", "ー", "━", "-", "−", "˗", "₋", "〰", " ", "\u3000")
+    agreed = 0
+    with open(shared_data / "cases_neologdn" / "cases.jsonl", encoding="utf-8") as lines:
+        for line in lines:
+            case = json.loads(line)
+            if case["function"] != "normalize" or case["kwargs"]:
+                continue
+            (text,) = case["args"]
+            if any(c in text for c in extras):
+                continue
+            assert normalize_japanese(text) == case["expected"], text
+            agreed += 1
+    assert agreed >= 5
+
+
+def test_normalizer_id_is_versioned():
+    assert NORMALIZER_ID == "ja_nfkc_v1"
