@@ -12,9 +12,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from manifests.io import ManifestError, filesystem, read_manifest
+from manifests.io import ManifestError, filesystem, read_manifest, read_parquet
 from manifests.layout import (
     STAGE_ORDER,
     docs_path,
@@ -62,8 +60,7 @@ def _read_rejected_ids(path: str) -> dict[str, str]:
     fs, p = filesystem(path)
     if not fs.exists(p):
         return {}
-    with fs.open(p, "rb") as f:
-        table = pq.read_table(f, columns=["doc_id", "reason"])
+    table = read_parquet(path, columns=["doc_id", "reason"])
     return dict(zip(table.column("doc_id").to_pylist(), table.column("reason").to_pylist()))
 
 
@@ -104,9 +101,7 @@ def audit_run(run_dir: str) -> AuditReport:
             rejected_file = _read_rejected_ids(rejected_path(run_dir, stage, shard))
             final_ids: list[str] | None = None
             if stage == FINAL_STAGE:
-                fs, p = filesystem(docs_path(run_dir, stage, shard))
-                with fs.open(p, "rb") as f:
-                    final_ids = pq.read_table(f, columns=["doc_id"]).column("doc_id").to_pylist()
+                final_ids = read_parquet(docs_path(run_dir, stage, shard), ["doc_id"]).column("doc_id").to_pylist()
             for row, (doc, inc, reason) in enumerate(zip(ids, included, reasons)):
                 if not inc:
                     if not reason:

@@ -48,12 +48,27 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 def parquet_bytes(table: pa.Table) -> bytes:
     # Fixed writer options: the same table always gives the same bytes, so reruns are byte-identical.
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", row_group_size=10_000, store_schema=True)
+    with pq.ParquetWriter(buf, table.schema, compression="zstd", store_schema=True) as writer:
+        # An empty table is written with no row group at all: readers such as `datasets` fail on a
+        # row group of 0 rows ("BatchSize must be greater than 0").
+        if table.num_rows:
+            writer.write_table(table, row_group_size=10_000)
     return buf.getvalue()
 
 
 def atomic_write_parquet(path: str, table: pa.Table) -> None:
     atomic_write_bytes(path, parquet_bytes(table))
+
+
+def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file from a local path or fsspec URL.
+
+    The path goes to pyarrow together with the filesystem rather than as an open Python file:
+    reading from Python file objects made the interpreter abort at exit ("terminate called without
+    an active exception") with pyarrow 26.
+    """
+    fs, fs_path = filesystem(path)
+    return pq.read_table(fs_path, filesystem=fs, columns=columns)
 
 
 def atomic_write_json(path: str, obj: Any) -> None:
@@ -91,10 +106,8 @@ def check_version(path: str, schema: pa.Schema) -> None:
 
 def read_manifest(path: str) -> pa.Table:
     """Read one manifest file; refuses an unknown major version with a clear error."""
-    fs, fs_path = filesystem(path)
     try:
-        with fs.open(fs_path, "rb") as f:
-            table = pq.read_table(f)
+        table = read_parquet(path)
     except FileNotFoundError:
         raise ManifestError(f"{path}: manifest not found") from None
     except (pa.ArrowInvalid, OSError) as exc:

@@ -136,13 +136,9 @@ def update_manifest_row(row: dict[str, Any], stage: str, update: RowUpdate, text
 
 def read_input(shard: ShardSpec) -> tuple[pa.Table, list[dict[str, Any]]]:
     """The input shard's documents and, aligned with them, their manifest rows so far."""
-    import pyarrow.parquet as pq
+    from manifests.io import read_manifest, read_parquet
 
-    from manifests.io import filesystem, read_manifest
-
-    fs, path = filesystem(shard.inputs["docs"])
-    with fs.open(path, "rb") as f:
-        table = pq.read_table(f)
+    table = read_parquet(shard.inputs["docs"])
     by_id = {row["doc_id"]: row for row in read_manifest(shard.inputs["manifest"]).to_pylist()}
     rows = []
     for doc in table.column("doc_id").to_pylist():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from manifests.io import atomic_write_parquet, filesystem
+from manifests.io import atomic_write_parquet, read_parquet
 from manifests.layout import stage_dir
 from pipeline.stage import (
     ParallelMap,
@@ -30,14 +30,10 @@ KEYS_DIR, CLUSTERS_DIR = "exact_keys", "exact_clusters"
 
 
 def _hash_shard(args: tuple[str, ShardSpec, int]) -> int:
-    import pyarrow.parquet as pq
-
     from filters.dedup import exact_dedup_key
 
     run_dir, shard, partitions = args
-    fs, path = filesystem(shard.inputs["docs"])
-    with fs.open(path, "rb") as f:
-        table = pq.read_table(f, columns=["doc_id", "text"])
+    table = read_parquet(shard.inputs["docs"], columns=["doc_id", "text"])
     keys = [exact_dedup_key(t) for t in table.column("text").to_pylist()]
     out = pa.table(
         {

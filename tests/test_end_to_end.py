@@ -1,0 +1,143 @@
+"""The golden run: `python -m pipeline run` on the bundled sample with real Ray, then `audit`.
+
+It also checks the CLI contract: `--stage` runs a subset, a second run changes no file and reports
+every shard as skipped, and the tokenized shards load with `datasets`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from manifests.layout import STAGE_ORDER
+from sources.warc import iter_warc_responses
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "sample"
+
+
+def pipeline(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def file_digests(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("golden") / "run"
+    # First the two first stages alone, then the rest: `--stage` reads what is on disk.
+    pipeline("run", "--run-dir", str(run), "--stage", "fetch", "--stage", "extract")
+    assert not (run / "clean").exists()
+    proc = pipeline("run", "--run-dir", str(run))
+    assert "[fetch]" in proc.stderr and "shards skipped" in proc.stderr.split("[clean]")[0]
+    return run
+
+
+def expected_fetched() -> int:
+    records = sum(1 for _ in iter_warc_responses(str(SAMPLE / "cc_whirlwind.warc.gz")))
+    records += sum(1 for _ in iter_warc_responses(str(SAMPLE / "ja_pages.warc.gz")))
+    lines = sum(1 for line in (SAMPLE / "wikipedia_ja.jsonl").read_text(encoding="utf-8").splitlines() if line)
+    return records + lines
+
+
+def test_every_fetched_document_is_accounted_for(run_dir):
+    proc = pipeline("audit", str(run_dir), "--format", "json")
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["violations"] == []
+    assert report["documents_fetched"] == expected_fetched()
+    assert report["documents_included"] + report["documents_rejected"] == report["documents_fetched"]
+    stats = {s: json.loads((run_dir / s / "stats.json").read_text()) for s in STAGE_ORDER}
+    assert stats["fetch"]["documents_out"] == report["documents_fetched"]
+    assert stats["tokenize"]["documents_out"] == report["documents_included"]
+    for before, after in zip(STAGE_ORDER, STAGE_ORDER[1:]):
+        assert stats[after]["documents_in"] == stats[before]["documents_out"]
+
+
+def test_the_planted_rejections_happen_for_the_right_reasons(run_dir):
+    rejected = {
+        s: pl.read_parquet(run_dir / s / "rejected" / "part-?????.parquet") for s in STAGE_ORDER
+    }
+    dups = rejected["dedup"]
+    assert dups.height == 2 and set(dups["reason"]) == {"exact_duplicate"}
+    # The sample's two copies are the Wikipedia rows whose id ends in "#copy"; the originals survive.
+    fetch_manifest = pl.read_parquet(run_dir / "fetch" / "part-00002.manifest.parquet")
+    copies = fetch_manifest.filter(pl.col("locator").str.contains("#copy"))["doc_id"].to_list()
+    assert sorted(dups["doc_id"].to_list()) == sorted(copies)
+    # The real Common Crawl record is an Aragonese Wikipedia page: not Japanese.
+    cc = rejected["clean"].filter(pl.col("source") == "commoncrawl")
+    assert cc["reason"].to_list() == ["language_score_below_min"]
+
+
+def test_tokenized_shards_load_with_datasets_and_match_the_manifests(run_dir):
+    from datasets import load_dataset
+
+    files = sorted(str(p) for p in (run_dir / "tokenize").glob("part-?????.parquet"))
+    dataset = load_dataset("parquet", data_files=files, split="train")
+    audit = json.loads(pipeline("audit", str(run_dir), "--format", "json").stdout)
+    assert len(dataset) == audit["documents_included"] > 50
+    row = dataset[0]
+    assert row["num_tokens"] == len(row["input_ids"]) > 10
+    manifest = pl.read_parquet(run_dir / "tokenize" / "part-?????.manifest.parquet")
+    assert manifest["num_tokens"].sum() == sum(dataset["num_tokens"])
+    assert set(manifest["license"]) >= {"CC-BY-SA-4.0", "NOASSERTION"}
+    assert manifest["config_sha256"].n_unique() == 1
+
+
+def test_a_second_run_changes_nothing_and_skips_everything(run_dir):
+    before = file_digests(run_dir)
+    proc = pipeline("run", "--run-dir", str(run_dir))
+    assert file_digests(run_dir) == before
+    for stage in STAGE_ORDER:
+        shards = len(list((run_dir / stage).glob("part-?????.manifest.parquet")))
+        assert f"[{stage}]" in proc.stderr and f"{shards} shards skipped (already done)" in proc.stderr
+
+
+def test_a_fresh_run_gives_the_same_shards_and_manifests(run_dir, tmp_path):
+    again = tmp_path / "again"
+    pipeline("run", "--run-dir", str(again))
+    differ = [
+        name for name, digest in file_digests(run_dir).items()
+        if name.endswith(".parquet") and file_digests(again).get(name) != digest
+    ]
+    assert differ == []
+
+
+def test_the_audit_catches_a_lost_rejection(run_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    (broken / "dedup" / "rejected" / "part-00002.parquet").unlink()
+    proc = pipeline("audit", str(broken), check=False)
+    assert proc.returncode == 1
+    assert "absent from dedup/rejected/" in proc.stdout and "FAIL" in proc.stdout
+
+
+def test_the_audit_catches_a_manifest_pointing_at_the_wrong_row(run_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    path = broken / "tokenize" / "part-00001.manifest.parquet"
+    table = pq.read_table(path)
+    rows = table.column("row").to_pylist()
+    rows[0], rows[1] = rows[1], rows[0]
+    import pyarrow as pa
+
+    pq.write_table(table.set_column(table.schema.get_field_index("row"), "row", pa.array(rows, pa.int64())), path)
+    report = json.loads(pipeline("audit", str(broken), "--format", "json", check=False).stdout)
+    assert report["violation_counts"] == {"integrity": 2}
