@@ -1,0 +1,86 @@
+"""The CLI contract of DESIGN.md: commands, exit codes, one-line errors, nothing written on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pipeline(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_stages_lists_the_stages_in_order():
+    proc = pipeline("stages")
+    assert proc.returncode == 0
+    assert proc.stdout.split("\n") == ["fetch", "extract", "clean", "dedup", "quality", "tokenize", ""]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "clean.min_chars=many"], "error: clean.min_chars: expected int, got str 'many'"),
+        (["--set", "clean.min_charz=10"], "error: clean.min_charz: unknown config key"),
+        (["--stage", "cleanse"], "error: --stage cleanse: unknown stage"),
+        (["--config", "no/such.yaml"], "error: no/such.yaml: cannot read config"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line_and_writes_nothing(tmp_path, args, message):
+    run_dir = tmp_path / "run"
+    proc = pipeline("run", "--run-dir", str(run_dir), *args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(message)
+    assert "Traceback" not in proc.stderr
+    assert not run_dir.exists()
+
+
+def test_a_stage_without_its_input_exits_2_naming_the_missing_stage(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = pipeline("run", "--run-dir", str(run_dir), "--stage", "dedup")
+    assert proc.returncode == 2
+    assert "stage 'dedup' needs the output of stage 'clean'" in proc.stderr
+    assert not run_dir.exists()
+
+
+def test_a_run_dir_is_not_reused_with_another_config(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.resolved.yaml").write_text("clean:\n  min_chars: 1\n", encoding="utf-8")
+    proc = pipeline("run", "--run-dir", str(run_dir), "--stage", "fetch")
+    assert proc.returncode == 2 and "different config" in proc.stderr and "clean.min_chars" in proc.stderr
+
+
+def test_a_failing_stage_exits_3_naming_stage_shard_and_input_and_keeps_done_shards(tmp_path):
+    # A real WARC cut short in its second record: fetch must fail on that shard and say how to resume.
+    good = (REPO / "sample" / "cc_whirlwind.warc.gz").read_bytes()
+    truncated = tmp_path / "truncated.warc.gz"
+    truncated.write_bytes(good[:10_000])
+    run_dir = tmp_path / "run"
+    proc = pipeline(
+        "run", "--run-dir", str(run_dir), "--stage", "fetch",
+        "--set", f"sources.local.paths=[{truncated}]", "--set", "runtime.num_cpus=1",
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "stage 'fetch' failed on shard part-00001" in proc.stderr
+    assert "truncated.warc.gz" in proc.stderr and "rerun the same command" in proc.stderr
+    assert (run_dir / "fetch" / "part-00000.manifest.parquet").exists()  # the good shard stays done
+    assert not (run_dir / "fetch" / "part-00001.manifest.parquet").exists()
+    assert not (run_dir / "fetch" / "stats.json").exists()
+
+
+def test_audit_of_a_missing_directory_exits_2(tmp_path):
+    proc = pipeline("audit", str(tmp_path / "nothing"))
+    assert proc.returncode == 2 and "no such run directory" in proc.stderr
+
+
+def test_audit_of_an_unfinished_run_fails(tmp_path):
+    (tmp_path / "fetch").mkdir()
+    proc = pipeline("audit", str(tmp_path))
+    assert proc.returncode == 1 and "stage 'fetch' has not finished" in proc.stdout
