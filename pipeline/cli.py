@@ -62,6 +62,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ConfigError, MissingInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        # Imported here so that `stages` and bad configs never pay for importing Ray.
+        from pipeline.runtime import ClusterUnavailable
+
+        if not isinstance(exc, ClusterUnavailable):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ShardFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(

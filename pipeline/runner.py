@@ -81,7 +81,6 @@ def run(
     stream = stream or sys.stderr
     check_run_dir_config(run_dir, config)
     check_inputs(run_dir, stages)
-    atomic_write_bytes(f"{run_dir}/{RESOLVED_CONFIG}", config.to_yaml().encode("utf-8"))
     ctx = RunContext(
         run_dir=run_dir, config=config, config_sha256=config.sha256(), pipeline_version=__version__
     )
@@ -89,6 +88,7 @@ def run(
     from pipeline.runtime import RayRuntime  # imported late: `stages` and bad configs never pay for Ray
 
     with RayRuntime(ray_address, config.runtime.num_cpus) as runtime:
+        atomic_write_bytes(f"{run_dir}/{RESOLVED_CONFIG}", config.to_yaml().encode("utf-8"))
         for name in stages:
             run_stage(name, ctx, runtime, stream)
 

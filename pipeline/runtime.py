@@ -17,6 +17,10 @@ from pipeline.stage import RunContext, ShardFailed, ShardSpec
 from pipeline.stats import ShardStats
 
 
+class ClusterUnavailable(Exception):
+    """The Ray cluster named by --ray-address / RAY_ADDRESS cannot be joined."""
+
+
 class RayRuntime:
     """Starts a local Ray (and shuts it down) or joins an existing cluster."""
 
@@ -30,7 +34,11 @@ class RayRuntime:
             return self
         common = {"logging_level": logging.WARNING, "log_to_driver": True}
         if self.address:
-            ray.init(address=self.address, **common)
+            try:
+                ray.init(address=self.address, **common)
+            except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
+                first_line = str(exc).strip().splitlines()[0]
+                raise ClusterUnavailable(f"cannot join the Ray cluster at {self.address}: {first_line}") from None
         else:
             ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False, **common)
             self.started_local = True
