@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from manifests.schema import doc_id, sha256_hex
+from manifests.schema import OSAID_CLASSES, REDISTRIBUTION, doc_id, sha256_hex
 from pipeline.config import ConfigError, RightsConfig
 from pipeline.stage import ShardResult, ShardSpec, Stage, transform
 
@@ -29,6 +29,16 @@ FETCH_SCHEMA = pa.schema(
 # Opt-out signals (robots, TDMRep, noai, blocklists) are checked by a later version of fetch;
 # until then every row says so rather than implying a check happened.
 OPTOUT_NOT_CHECKED = json.dumps({"signals": {}, "verdict": "not_checked"})
+
+
+def _check_vocabulary(path: str, row: int, osaid_class: str | None, redistribution: str | None) -> None:
+    """A user's file may set its own OSAID class and redistribution; only the schema's words count."""
+    if osaid_class is not None and osaid_class not in OSAID_CLASSES:
+        raise ValueError(f"{path}: row {row}: osaid_class {osaid_class!r} is not one of {', '.join(OSAID_CLASSES)}")
+    if redistribution is not None and redistribution not in REDISTRIBUTION:
+        raise ValueError(
+            f"{path}: row {row}: redistribution {redistribution!r} is not one of {', '.join(REDISTRIBUTION)}"
+        )
 
 
 def warc_retrieved_at(warc_date: str) -> str:
@@ -148,6 +158,7 @@ class FetchStage(Stage):
         tool = transform("fetch", "sources.local", "1", {"reader": "iter_local_documents"})
         docs, rows = [], []
         for doc in iter_local_documents(item["path"]):
+            _check_vocabulary(item["uri"], doc.line_or_row, doc.osaid_class, doc.redistribution)
             locator = {"path": item["uri"], "row": doc.line_or_row, "id": doc.upstream_id}
             row = self._row(
                 item["source"],

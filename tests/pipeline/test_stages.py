@@ -83,6 +83,34 @@ def test_the_common_crawl_record_keeps_its_crawl_coordinates(shards):
     assert row["retrieved_at"] == "2024-05-18T01:58:10+00:00"
 
 
+def test_fetch_reads_a_warc_over_http(shards, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SAMPLE))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/cc_whirlwind.warc.gz"
+        stage = FetchStage(shards.context(f"sources.commoncrawl.warc_urls=[{url}]"))
+        (row,) = stage.process(stage.plan()[0]).manifest
+    finally:
+        server.shutdown()
+    loc = json.loads(row["locator"])
+    assert loc["warc_uri"] == url and (loc["offset"], loc["length"]) == (1023, 17351)
+    assert row["source_uri"] == "https://an.wikipedia.org/wiki/Escopete"
+
+
+def test_fetch_refuses_a_local_row_with_an_unknown_osaid_class(shards, tmp_path):
+    data = tmp_path / "mine.jsonl"
+    data.write_text(json.dumps({"text": TSUYU, "osaid_class": "free"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    stage = FetchStage(shards.context(f"sources.local.paths=[{data}]"))
+    with pytest.raises(ValueError, match="mine.jsonl: row 0: osaid_class 'free' is not one of"):
+        stage.process(stage.plan()[1])
+
+
 # extract -------------------------------------------------------------------------------------------
 
 
