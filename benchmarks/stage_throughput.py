@@ -51,12 +51,20 @@ def in_process(run_dir: str) -> list[tuple[str, int, int, float, float]]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = in_process(f"{tmp}/serial")
-        print(f"{'stage':<10}{'docs':>7}{'chars':>11}{'setup s':>9}{'work s':>9}{'docs/s':>10}{'Mchars/s':>10}")
+        print(
+            f"{'stage':<10}{'docs':>7}{'chars':>11}{'setup s':>9}{'work s':>9}{'docs/s':>10}{'Mchars/s':>10}"
+        )
         for name, docs, chars, setup, work in rows:
-            print(f"{name:<10}{docs:>7}{chars:>11}{setup:>9.2f}{work:>9.2f}{docs / work:>10.1f}{chars / work / 1e6:>10.2f}")
+            print(
+                f"{name:<10}{docs:>7}{chars:>11}{setup:>9.2f}{work:>9.2f}{docs / work:>10.1f}{chars / work / 1e6:>10.2f}"
+            )
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pipeline", "run", "--run-dir", f"{tmp}/cli"], cwd=REPO,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "pipeline", "run", "--run-dir", f"{tmp}/cli"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
         print(f"whole run through the CLI with a local Ray: {time.perf_counter() - started:.1f} s")
 
 

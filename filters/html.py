@@ -20,12 +20,20 @@ from filters.quality import japanese_char_count
 
 # --- label -> Python codec, after the WHATWG Encoding Standard's label table -----------------
 _LABEL_GROUPS: dict[str, tuple[str, ...]] = {
-    "utf-8": ("utf-8", "utf8", "unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8",
-              "x-unicode20utf8"),
+    "utf-8": ("utf-8", "utf8", "unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "x-unicode20utf8"),
     # WHATWG decodes every Shift_JIS label with the Windows-31J table (NEC/IBM extensions:
     # ①, №, ⅰ, 髙); Python's shift_jis lacks them and fails on 940 bytes of a real CP932 feed.
-    "cp932": ("shift_jis", "shift-jis", "sjis", "x-sjis", "windows-31j", "ms_kanji", "ms932",
-              "csshiftjis", "cp932"),
+    "cp932": (
+        "shift_jis",
+        "shift-jis",
+        "sjis",
+        "x-sjis",
+        "windows-31j",
+        "ms_kanji",
+        "ms932",
+        "csshiftjis",
+        "cp932",
+    ),
     # euc_jis_2004 rather than euc_jp: on all 26 real EUC-JP feeds in charset_feeds both give
     # identical text and both re-encode to the original bytes; over the whole 2- and 3-byte
     # space euc_jis_2004 decodes a strict superset (1,918 + 2,436 more sequences, none
@@ -36,34 +44,66 @@ _LABEL_GROUPS: dict[str, tuple[str, ...]] = {
     "iso2022_jp_ext": ("iso-2022-jp", "csiso2022jp"),
     # The non-Japanese ones matter for the language-ID control set: GBK read as cp932 or EUC-JP
     # often decodes "cleanly" into fake Japanese.
-    "gb18030": ("gbk", "gb2312", "gb_2312", "gb_2312-80", "chinese", "csgb2312",
-                "csiso58gb231280", "iso-ir-58", "x-gbk", "gb18030"),
+    "gb18030": (
+        "gbk",
+        "gb2312",
+        "gb_2312",
+        "gb_2312-80",
+        "chinese",
+        "csgb2312",
+        "csiso58gb231280",
+        "iso-ir-58",
+        "x-gbk",
+        "gb18030",
+    ),
     "big5hkscs": ("big5", "big5-hkscs", "cn-big5", "csbig5", "x-x-big5"),
-    "cp949": ("euc-kr", "cseuckr", "csksc56011987", "iso-ir-149", "korean", "ks_c_5601-1987",
-              "ks_c_5601-1989", "ksc5601", "ksc_5601", "windows-949"),
-    "cp1252": ("windows-1252", "cp1252", "x-cp1252", "iso-8859-1", "iso8859-1", "iso88591",
-               "iso_8859-1", "iso_8859-1:1987", "latin1", "l1", "ascii", "us-ascii",
-               "ansi_x3.4-1968", "cp819", "ibm819", "csisolatin1", "iso-ir-100"),
-    "utf-16-le": ("utf-16", "utf-16le", "unicode", "ucs-2", "csunicode", "unicodefeff",
-                  "iso-10646-ucs-2"),
+    "cp949": (
+        "euc-kr",
+        "cseuckr",
+        "csksc56011987",
+        "iso-ir-149",
+        "korean",
+        "ks_c_5601-1987",
+        "ks_c_5601-1989",
+        "ksc5601",
+        "ksc_5601",
+        "windows-949",
+    ),
+    "cp1252": (
+        "windows-1252",
+        "cp1252",
+        "x-cp1252",
+        "iso-8859-1",
+        "iso8859-1",
+        "iso88591",
+        "iso_8859-1",
+        "iso_8859-1:1987",
+        "latin1",
+        "l1",
+        "ascii",
+        "us-ascii",
+        "ansi_x3.4-1968",
+        "cp819",
+        "ibm819",
+        "csisolatin1",
+        "iso-ir-100",
+    ),
+    "utf-16-le": ("utf-16", "utf-16le", "unicode", "ucs-2", "csunicode", "unicodefeff", "iso-10646-ucs-2"),
     "utf-16-be": ("utf-16be", "unicodefffe"),
     "koi8-r": ("koi8-r", "koi8_r", "koi8", "cskoi8r"),
     "koi8-u": ("koi8-u", "koi8-ru"),
 }
 _LABEL_TO_CODEC = {label: codec for codec, labels in _LABEL_GROUPS.items() for label in labels}
 for _n in range(1250, 1259):
-    _LABEL_TO_CODEC.update({f"windows-{_n}": f"cp{_n}", f"cp{_n}": f"cp{_n}",
-                            f"x-cp{_n}": f"cp{_n}"})
+    _LABEL_TO_CODEC.update({f"windows-{_n}": f"cp{_n}", f"cp{_n}": f"cp{_n}", f"x-cp{_n}": f"cp{_n}"})
 for _n in (2, 3, 4, 5, 6, 7, 8, 10, 13, 14, 15, 16):
     _LABEL_TO_CODEC.update({f"iso-8859-{_n}": f"iso8859_{_n}", f"iso8859-{_n}": f"iso8859_{_n}"})
 _LABEL_TO_CODEC.update({"iso-8859-9": "cp1254", "latin5": "cp1254"})  # WHATWG, like -1 -> 1252
 
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
-         (codecs.BOM_UTF16_BE, "utf-16-be"))
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 _HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([^\s;"']+)""", re.IGNORECASE)
 # Covers <meta charset="x"> and <meta http-equiv="Content-Type" content="text/html; charset=x">.
-_META_CHARSET = re.compile(rb"""<meta\b[^>]*?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:\-]+)""",
-                           re.IGNORECASE)
+_META_CHARSET = re.compile(rb"""<meta\b[^>]*?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:\-]+)""", re.IGNORECASE)
 _META_SCAN_BYTES = 4096
 _ISO2022JP_ESCAPES = re.compile(rb"\x1b\$[@B]|\x1b\(I")  # JIS X 0208 or half-width kana
 _HALF_WIDTH_KATAKANA = re.compile("[\uff61-\uff9f]")

@@ -72,7 +72,9 @@ def _check_required(report: AuditReport, table, path: str) -> None:
         ids = table.column("doc_id").to_pylist()
         for row, value in enumerate(values.to_pylist()):
             if value is None:
-                report.add(Violation("completeness", f"required column '{column}' is empty", ids[row], path, row))
+                report.add(
+                    Violation("completeness", f"required column '{column}' is empty", ids[row], path, row)
+                )
 
 
 def audit_run(run_dir: str) -> AuditReport:
@@ -101,14 +103,22 @@ def audit_run(run_dir: str) -> AuditReport:
             rejected_file = _read_rejected_ids(rejected_path(run_dir, stage, shard))
             final_ids: list[str] | None = None
             if stage == FINAL_STAGE:
-                final_ids = read_parquet(docs_path(run_dir, stage, shard), ["doc_id"]).column("doc_id").to_pylist()
+                final_ids = (
+                    read_parquet(docs_path(run_dir, stage, shard), ["doc_id"]).column("doc_id").to_pylist()
+                )
             for row, (doc, inc, reason) in enumerate(zip(ids, included, reasons)):
                 if not inc:
                     if not reason:
                         report.add(Violation("conservation", "rejected without a reason", doc, path, row))
                     if doc not in rejected_file:
                         report.add(
-                            Violation("conservation", f"rejected in the manifest but absent from {stage}/rejected/", doc, path, row)
+                            Violation(
+                                "conservation",
+                                f"rejected in the manifest but absent from {stage}/rejected/",
+                                doc,
+                                path,
+                                row,
+                            )
                         )
                     accounted[doc] += 1
                     where[doc] = path
@@ -135,10 +145,20 @@ def _check_final_row(report: AuditReport, table, row: int, doc: str, path: str, 
     shard_name = table.column("shard")[row].as_py()
     shard_row = table.column("row")[row].as_py()
     if shard_name is None or shard_row is None or table.column("num_tokens")[row].as_py() is None:
-        report.add(Violation("completeness", "included document without shard, row and num_tokens", doc, path, row))
+        report.add(
+            Violation("completeness", "included document without shard, row and num_tokens", doc, path, row)
+        )
         return
     if not (0 <= shard_row < len(final_ids)) or final_ids[shard_row] != doc:
-        report.add(Violation("integrity", f"manifest says {shard_name} row {shard_row}, the shard disagrees", doc, path, row))
+        report.add(
+            Violation(
+                "integrity",
+                f"manifest says {shard_name} row {shard_row}, the shard disagrees",
+                doc,
+                path,
+                row,
+            )
+        )
 
 
 def render(report: AuditReport, fmt: str = "md") -> str:
@@ -160,5 +180,7 @@ def render(report: AuditReport, fmt: str = "md") -> str:
         lines += [f"- {check}: {n}" for check, n in sorted(report.violation_counts.items())]
         lines += ["", "| check | document | file | row | problem |", "|---|---|---|---|---|"]
         for v in report.violations:
-            lines.append(f"| {v.check} | {v.doc_id or ''} | {v.file or ''} | {'' if v.row is None else v.row} | {v.message} |")
+            lines.append(
+                f"| {v.check} | {v.doc_id or ''} | {v.file or ''} | {'' if v.row is None else v.row} | {v.message} |"
+            )
     return "\n".join(lines)

@@ -95,7 +95,9 @@ def check_version(path: str, schema: pa.Schema) -> None:
     meta = schema.metadata or {}
     version = meta.get(VERSION_METADATA_KEY, b"").decode() or None
     if version is None:
-        raise ManifestError(f"{path}: not a provenance manifest (no {VERSION_METADATA_KEY.decode()} in its metadata)")
+        raise ManifestError(
+            f"{path}: not a provenance manifest (no {VERSION_METADATA_KEY.decode()} in its metadata)"
+        )
     major = version.split(".", 1)[0]
     if major != MANIFEST_VERSION.split(".", 1)[0]:
         raise ManifestError(

@@ -18,14 +18,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run stages over a run directory")
-    run.add_argument("--stage", action="append", dest="stages", metavar="NAME",
-                     help="run only this stage (repeatable); default: every stage in order")
+    run.add_argument(
+        "--stage",
+        action="append",
+        dest="stages",
+        metavar="NAME",
+        help="run only this stage (repeatable); default: every stage in order",
+    )
     run.add_argument("--config", help="YAML config file (default: configs/default.yaml)")
-    run.add_argument("--set", action="append", dest="overrides", default=[], metavar="KEY=VALUE",
-                     help="override a config key by dotted path; the value is parsed as YAML")
-    run.add_argument("--run-dir", help="output directory, local or fsspec URL (default: runs/<config>-<hash>)")
-    run.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"),
-                     help="join this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
+    run.add_argument(
+        "--set",
+        action="append",
+        dest="overrides",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key by dotted path; the value is parsed as YAML",
+    )
+    run.add_argument(
+        "--run-dir", help="output directory, local or fsspec URL (default: runs/<config>-<hash>)"
+    )
+    run.add_argument(
+        "--ray-address",
+        default=os.environ.get("RAY_ADDRESS"),
+        help="join this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)",
+    )
 
     audit = sub.add_parser("audit", help="check a finished run's provenance")
     audit.add_argument("run_dir", metavar="RUN_DIR")
@@ -49,9 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.config import ConfigError, load_config
+    from pipeline.errors import ClusterUnavailable, MissingInputError, ShardFailed
     from pipeline.runner import default_run_dir, ordered_stages, run
-    from pipeline.shards import MissingInputError
-    from pipeline.stage import ShardFailed
 
     try:
         config = load_config(args.config, args.overrides)
@@ -59,15 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir = args.run_dir or default_run_dir(args.config, config)
         print(f"run directory: {run_dir}", file=sys.stderr)
         run(config, run_dir, stages, ray_address=args.ray_address)
-    except (ConfigError, MissingInputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as exc:
-        # Imported here so that `stages` and bad configs never pay for importing Ray.
-        from pipeline.runtime import ClusterUnavailable
-
-        if not isinstance(exc, ClusterUnavailable):
-            raise
+    except (ConfigError, MissingInputError, ClusterUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ShardFailed as exc:

@@ -11,8 +11,9 @@ import yaml
 from manifests.io import atomic_write_bytes, filesystem
 from pipeline import __version__
 from pipeline.config import Config, ConfigError
+from pipeline.errors import MissingInputError
 from pipeline.progress import StageProgress
-from pipeline.shards import MissingInputError, is_done, is_stage_complete, remove_orphans, sum_stage_stats
+from pipeline.shards import is_done, is_stage_complete, remove_orphans, sum_stage_stats
 from pipeline.stage import RunContext
 from pipeline.stages import STAGE_ORDER, STAGES
 

@@ -13,12 +13,9 @@ from typing import Any, Callable, Iterable, Iterator
 import ray
 from ray.util import ActorPool
 
-from pipeline.stage import RunContext, ShardFailed, ShardSpec
+from pipeline.errors import ClusterUnavailable, ShardFailed
+from pipeline.stage import RunContext, ShardSpec
 from pipeline.stats import ShardStats
-
-
-class ClusterUnavailable(Exception):
-    """The Ray cluster named by --ray-address / RAY_ADDRESS cannot be joined."""
 
 
 class RayRuntime:
@@ -38,7 +35,9 @@ class RayRuntime:
                 ray.init(address=self.address, **common)
             except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
                 first_line = str(exc).strip().splitlines()[0]
-                raise ClusterUnavailable(f"cannot join the Ray cluster at {self.address}: {first_line}") from None
+                raise ClusterUnavailable(
+                    f"cannot join the Ray cluster at {self.address}: {first_line}"
+                ) from None
         else:
             ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False, **common)
             self.started_local = True

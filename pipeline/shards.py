@@ -12,7 +12,14 @@ import time
 
 import pyarrow as pa
 
-from manifests.io import TMP_MARKER, atomic_write_json, atomic_write_parquet, filesystem, manifest_table, write_manifest
+from manifests.io import (
+    TMP_MARKER,
+    atomic_write_json,
+    atomic_write_parquet,
+    filesystem,
+    manifest_table,
+    write_manifest,
+)
 from manifests.layout import (
     docs_path,
     done_shards,
@@ -24,12 +31,9 @@ from manifests.layout import (
     stage_dir,
     stage_stats_path,
 )
+from pipeline.errors import MissingInputError
 from pipeline.stage import REJECTED_SCHEMA, ShardSpec, Stage
 from pipeline.stats import ShardStats
-
-
-class MissingInputError(Exception):
-    """A stage was asked to run before the stage it reads from has finished."""
 
 
 def is_done(run_dir: str, stage: str, shard: str) -> bool:

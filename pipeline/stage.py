@@ -27,17 +27,6 @@ REJECTED_SCHEMA = pa.schema(
 )
 
 
-class ShardFailed(Exception):
-    """A shard raised, or its worker died; done shards stay done."""
-
-    def __init__(self, stage: str, shard: str, cause: str):
-        super().__init__(f"stage '{stage}' failed on shard {shard}: {cause}")
-        self.stage, self.shard, self.cause = stage, shard, cause
-
-    def __reduce__(self):  # picklable across Ray processes despite the 3-argument __init__
-        return ShardFailed, (self.stage, self.shard, self.cause)
-
-
 @dataclass(frozen=True)
 class RunContext:
     """What every worker needs to know about the run; small and picklable."""
@@ -107,7 +96,12 @@ def transform(stage: str, tool: str, version: str, params: dict[str, Any]) -> di
 
 
 def decision(stage: str, check: str, value: float | None, passed: bool) -> dict[str, Any]:
-    return {"stage": stage, "check": check, "value": None if value is None else float(value), "passed": passed}
+    return {
+        "stage": stage,
+        "check": check,
+        "value": None if value is None else float(value),
+        "passed": passed,
+    }
 
 
 @dataclass
@@ -121,7 +115,9 @@ class RowUpdate:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-def update_manifest_row(row: dict[str, Any], stage: str, update: RowUpdate, text_sha256: str | None) -> dict[str, Any]:
+def update_manifest_row(
+    row: dict[str, Any], stage: str, update: RowUpdate, text_sha256: str | None
+) -> dict[str, Any]:
     row = dict(row)
     row["transforms"] = list(row["transforms"]) + update.transforms
     row["decisions"] = list(row["decisions"]) + update.decisions
@@ -143,7 +139,9 @@ def read_input(shard: ShardSpec) -> tuple[pa.Table, list[dict[str, Any]]]:
     rows = []
     for doc in table.column("doc_id").to_pylist():
         if doc not in by_id:
-            raise RuntimeError(f"{shard.inputs['docs']}: document {doc} has no row in {shard.inputs['manifest']}")
+            raise RuntimeError(
+                f"{shard.inputs['docs']}: document {doc} has no row in {shard.inputs['manifest']}"
+            )
         rows.append(by_id[doc])
     return table, rows
 
@@ -165,9 +163,16 @@ def split_documents(
         keep.append(update.reason is None)
         if update.reason is not None:
             rejected.append(
-                {"doc_id": row["doc_id"], "source": row["source"], "reason": update.reason,
-                 "detail": update.detail, "text": texts[i]}
+                {
+                    "doc_id": row["doc_id"],
+                    "source": row["source"],
+                    "reason": update.reason,
+                    "detail": update.detail,
+                    "text": texts[i],
+                }
             )
     kept = table.filter(pa.array(keep, type=pa.bool_())) if table.num_rows else table
     chars_in = sum(len(t) for t in texts if t)
-    return ShardResult(kept=kept, rejected=rejected, manifest=manifest, characters_in=chars_in, bytes_in=table.nbytes)
+    return ShardResult(
+        kept=kept, rejected=rejected, manifest=manifest, characters_in=chars_in, bytes_in=table.nbytes
+    )

@@ -7,6 +7,7 @@ Every output is byte-for-byte reproducible, so tests/test_sample.py can check th
 and nothing else, is the origin of what is committed: WARC dates are fixed, record ids are uuid5
 of the URL, and warcio gzips each record with zlib, whose gzip header has mtime 0.
 """
+
 import argparse
 import collections
 import datetime as dt
@@ -39,11 +40,15 @@ STYLES = ("header", "meta", "both")  # where a generated legacy page declares it
 META_ONLY_UTF8 = {"sect.iij.ad.jp", "www.gizmodo.jp", "www.ipa.go.jp"}
 # chardet's CP932 folder also holds two real HTML pages: kept byte-for-byte. Their URLs are not in
 # chardet; the first is the page's own google_page_url, the second is rebuilt from the file name.
-AS_IS = {"hardsoft.at.webry.info.xml": ("http://hardsoft.at.webry.info/200802/article_1.html", "Shift_JIS"),
-         "www2.chuo-u.ac.jp-suishin.xml": ("http://www2.chuo-u.ac.jp/suishin/", None)}
+AS_IS = {
+    "hardsoft.at.webry.info.xml": ("http://hardsoft.at.webry.info/200802/article_1.html", "Shift_JIS"),
+    "www2.chuo-u.ac.jp-suishin.xml": ("http://www2.chuo-u.ac.jp/suishin/", None),
+}
 DATE_TAGS = ("date", "pubDate", "issued", "published", "created", "modified", "updated")
-PRESCAN = [rb"<meta\s+charset\s*=\s*[\"']?([\w.:-]+)",  # what an HTML parser would find in <meta>
-           rb"<meta\s[^>]*\bcontent\s*=\s*[\"'][^\"'>]*charset\s*=\s*([\w.:-]+)"]
+PRESCAN = [
+    rb"<meta\s+charset\s*=\s*[\"']?([\w.:-]+)",  # what an HTML parser would find in <meta>
+    rb"<meta\s[^>]*\bcontent\s*=\s*[\"'][^\"'>]*charset\s*=\s*([\w.:-]+)",
+]
 
 
 def meta_charset(body):
@@ -103,7 +108,9 @@ def render_feed(text, source, meta_tag):
     """One RSS/Atom feed (already decoded) as the blog's HTML front page; None if unparseable."""
     body = re.sub(r"^\s*<\?xml[^>]*\?>", "", text)  # we decoded it: drop the encoding declaration
     try:
-        root = etree.fromstring(body.encode("utf-8"), etree.XMLParser(resolve_entities=False, no_network=True))
+        root = etree.fromstring(
+            body.encode("utf-8"), etree.XMLParser(resolve_entities=False, no_network=True)
+        )
     except etree.XMLSyntaxError:
         return None
     chan = root if local(root) == "feed" else next((c for c in root if local(c) == "channel"), None)
@@ -113,19 +120,27 @@ def render_feed(text, source, meta_tag):
     entries = [e for e in root.iter() if local(e) in ("item", "entry")]
     dates = [d for e in entries for d in [parse_date(first(e, *DATE_TAGS))] if d]
     owner = first(chan, "copyright", "rights") or "Copyright (c) %s %s. All rights reserved." % (
-        max(dates).year if dates else "", first(chan, "creator", "webMaster") or title)
+        max(dates).year if dates else "",
+        first(chan, "creator", "webMaster") or title,
+    )
     e = html.escape
-    out = ['<!DOCTYPE html>\n<html lang="ja">\n<head>\n', meta_tag, f"<title>{e(title)}</title>\n",
-           f'<link rel="alternate" type="application/rss+xml" title="RSS" href="{e(source)}">\n</head>\n<body>\n',
-           f'<header>\n<h1><a href="{e(home)}">{e(title)}</a></h1>\n',
-           f'<p class="description">{e(first(chan, "description", "tagline", "subtitle"))}</p>\n',
-           f'<nav><a href="{e(home)}">ホーム</a> | <a href="{e(source)}">RSS</a></nav>\n</header>\n']
+    out = [
+        '<!DOCTYPE html>\n<html lang="ja">\n<head>\n',
+        meta_tag,
+        f"<title>{e(title)}</title>\n",
+        f'<link rel="alternate" type="application/rss+xml" title="RSS" href="{e(source)}">\n</head>\n<body>\n',
+        f'<header>\n<h1><a href="{e(home)}">{e(title)}</a></h1>\n',
+        f'<p class="description">{e(first(chan, "description", "tagline", "subtitle"))}</p>\n',
+        f'<nav><a href="{e(home)}">ホーム</a> | <a href="{e(source)}">RSS</a></nav>\n</header>\n',
+    ]
     for en in entries:
         raw_date = first(en, *DATE_TAGS)
         d = parse_date(raw_date)
-        out.append(f'<article>\n<h2><a href="{e(link_of(en))}">{e(first(en, "title"))}</a></h2>\n'
-                   f'<p class="date">{d.strftime("%Y年%m月%d日 %H:%M") if d else e(raw_date)}</p>\n'
-                   f'<div class="entry-body">\n{entry_html(en)}\n</div>\n</article>\n')
+        out.append(
+            f'<article>\n<h2><a href="{e(link_of(en))}">{e(first(en, "title"))}</a></h2>\n'
+            f'<p class="date">{d.strftime("%Y年%m月%d日 %H:%M") if d else e(raw_date)}</p>\n'
+            f'<div class="entry-body">\n{entry_html(en)}\n</div>\n</article>\n'
+        )
     out.append(f"<footer>\n<p>{e(owner)}</p>\n</footer>\n</body>\n</html>\n")
     return home, "".join(out), max(dates) if dates else None
 
@@ -144,12 +159,21 @@ def legacy_pages(shared):
             text = raw.decode(CODECS[enc])  # strict: a wrong codec fails here, never becomes U+FFFD
             meta_label = re.search(r'encoding="([^"]+)"', text).group(1)  # the blog's own label
             style = STYLES[n % 3]
-            meta_tag = ("" if style == "header" else f'<meta charset="{meta_label}">\n' if (n // 3) % 2 == 0
-                        else f'<meta http-equiv="Content-Type" content="text/html; charset={meta_label}">\n')
+            meta_tag = (
+                ""
+                if style == "header"
+                else f'<meta charset="{meta_label}">\n'
+                if (n // 3) % 2 == 0
+                else f'<meta http-equiv="Content-Type" content="text/html; charset={meta_label}">\n'
+            )
             feed = render_feed(text, re.search(r"Source: (\S+)", text).group(1), meta_tag)
             if feed is None or feed[0] in seen:  # unparseable, or a 2nd feed of an already-built blog
-                skipped.append((path.relative_to(shared).as_posix(), "unparseable" if feed is None else
-                                f"same blog as an earlier feed ({feed[0]})"))
+                skipped.append(
+                    (
+                        path.relative_to(shared).as_posix(),
+                        "unparseable" if feed is None else f"same blog as an earlier feed ({feed[0]})",
+                    )
+                )
                 continue
             home, page, modified = feed
             seen.add(home)
@@ -158,8 +182,16 @@ def legacy_pages(shared):
             body = page.encode(CODECS[enc], errors="xmlcharrefreplace")
             if body.decode(CODECS[enc]) != page:  # strict decode; today every page round-trips
                 print(f"note: {path.name}: characters outside {enc} written as &#N; references")
-            pages.append(dict(url=home, body=body, enc=enc, modified=modified, src=path,
-                              label=None if style == "meta" else HEADER_LABELS[enc]))
+            pages.append(
+                dict(
+                    url=home,
+                    body=body,
+                    enc=enc,
+                    modified=modified,
+                    src=path,
+                    label=None if style == "meta" else HEADER_LABELS[enc],
+                )
+            )
     return pages, skipped
 
 
@@ -174,9 +206,16 @@ def utf8_pages(shared):
         meta_only = path.stem in META_ONLY_UTF8
         assert not meta_only or meta_charset(body).lower() == "utf-8", path
         date = g.get("date_published")
-        pages.append(dict(url=g.get("url") or f"https://{path.stem}/", body=body, enc="UTF-8", src=path,
-                          label=None if meta_only else "utf-8",
-                          modified=dt.datetime.fromisoformat(date) if date else None))
+        pages.append(
+            dict(
+                url=g.get("url") or f"https://{path.stem}/",
+                body=body,
+                enc="UTF-8",
+                src=path,
+                label=None if meta_only else "utf-8",
+                modified=dt.datetime.fromisoformat(date) if date else None,
+            )
+        )
     return pages
 
 
@@ -187,15 +226,21 @@ def http_date(d):
 def write_warc(path, pages):
     buf = io.BytesIO()
     writer = WARCWriter(buf, gzip=True, warc_version="1.0")  # one gzip member per record
-    info = writer.create_warcinfo_record(path.name, {
-        "software": "jcorpus-pipeline sample/build_sample.py (warcio 1.8)",
-        "format": "WARC File Format 1.0",
-        "description": "Real Japanese web pages re-packed for the bundled sample: postlight/parser "
-                       "fixtures (UTF-8), chardet blog feeds re-rendered as HTML in their original "
-                       "Shift_JIS / EUC-JP / CP932 bytes, and two real CP932 pages. HTTP headers and "
-                       "dates are synthetic; see SOURCES.md.",
-        "isPartOf": "jcorpus-pipeline sample"})
-    info.rec_headers.replace_header("WARC-Record-ID", f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, path.name)}>")
+    info = writer.create_warcinfo_record(
+        path.name,
+        {
+            "software": "jcorpus-pipeline sample/build_sample.py (warcio 1.8)",
+            "format": "WARC File Format 1.0",
+            "description": "Real Japanese web pages re-packed for the bundled sample: postlight/parser "
+            "fixtures (UTF-8), chardet blog feeds re-rendered as HTML in their original "
+            "Shift_JIS / EUC-JP / CP932 bytes, and two real CP932 pages. HTTP headers and "
+            "dates are synthetic; see SOURCES.md.",
+            "isPartOf": "jcorpus-pipeline sample",
+        },
+    )
+    info.rec_headers.replace_header(
+        "WARC-Record-ID", f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, path.name)}>"
+    )
     info.rec_headers.replace_header("WARC-Date", BASE.strftime("%Y-%m-%dT%H:%M:%SZ"))
     writer.write_record(info)
     for i, p in enumerate(pages, 1):
@@ -203,29 +248,53 @@ def write_warc(path, pages):
         headers = [("Date", http_date(when)), ("Server", "nginx" if p["enc"] == "UTF-8" else "Apache")]
         if p["modified"]:
             headers.append(("Last-Modified", http_date(p["modified"])))
-        headers += [("Content-Type", "text/html" + (f"; charset={p['label']}" if p["label"] else "")),
-                    ("Content-Length", str(len(p["body"]))), ("Connection", "close")]
-        writer.write_record(writer.create_warc_record(
-            p["url"], "response", payload=io.BytesIO(p["body"]), length=len(p["body"]),
-            http_headers=StatusAndHeaders("200 OK", headers, protocol="HTTP/1.1"),
-            warc_headers_dict={"WARC-Type": "response",
-                               "WARC-Record-ID": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, p['url'])}>",
-                               "WARC-Date": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "WARC-Target-URI": p["url"],
-                               "WARC-Identified-Payload-Type": "text/html"}))
+        headers += [
+            ("Content-Type", "text/html" + (f"; charset={p['label']}" if p["label"] else "")),
+            ("Content-Length", str(len(p["body"]))),
+            ("Connection", "close"),
+        ]
+        writer.write_record(
+            writer.create_warc_record(
+                p["url"],
+                "response",
+                payload=io.BytesIO(p["body"]),
+                length=len(p["body"]),
+                http_headers=StatusAndHeaders("200 OK", headers, protocol="HTTP/1.1"),
+                warc_headers_dict={
+                    "WARC-Type": "response",
+                    "WARC-Record-ID": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, p['url'])}>",
+                    "WARC-Date": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "WARC-Target-URI": p["url"],
+                    "WARC-Identified-Payload-Type": "text/html",
+                },
+            )
+        )
     path.write_bytes(buf.getvalue())
 
 
 def write_wikipedia(shared, path, articles=40, paragraphs=3):
     """One document per article: its first paragraphs (JSQuAD lists an article's paragraphs in a row)."""
-    rows = (json.loads(line) for line in open(shared / "data/wikipedia_paragraphs_jsquad"
-                                              / "jsquad_valid_wikipedia_paragraphs.jsonl", encoding="utf-8"))
+    rows = (
+        json.loads(line)
+        for line in open(
+            shared / "data/wikipedia_paragraphs_jsquad" / "jsquad_valid_wikipedia_paragraphs.jsonl",
+            encoding="utf-8",
+        )
+    )
     docs = []
     for title, group in itertools.islice(itertools.groupby(rows, key=lambda r: r["title"]), articles):
         paras = [r["context"].removeprefix(f"{title} [SEP] ") for r in itertools.islice(group, paragraphs)]
         url = "https://ja.wikipedia.org/wiki/" + quote(title, safe="/:(),'!")
-        docs.append({"id": f"jsquad-valid:{title}", "url": url,
-                     "text": "\n".join(paras), "license": "CC-BY-SA-4.0", "osaid_class": "open",
-                     "redistribution": "text"})
+        docs.append(
+            {
+                "id": f"jsquad-valid:{title}",
+                "url": url,
+                "text": "\n".join(paras),
+                "license": "CC-BY-SA-4.0",
+                "osaid_class": "open",
+                "redistribution": "text",
+            }
+        )
     # Two deliberate exact copies (same text, new id) so exact dedup has something real to drop.
     docs += [dict(docs[i], id=docs[i]["id"] + "#copy") for i in (0, 6)]
     path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), "utf-8")
@@ -233,8 +302,10 @@ def write_wikipedia(shared, path, articles=40, paragraphs=3):
 
 COPIES = {  # destination in the sample -> source under shared/
     "cc_whirlwind.warc.gz": "fixtures/sources/cc_whirlwind.warc.gz",
-    **{f"tokenizer_llm_jp_v2.2/{n}": f"data/tokenizer_llm_jp/hf__ver2.2__code10K_en20K_ja30K.ver2.2_hf_fast.b4/{n}"
-       for n in ("tokenizer.json", "special_tokens_map.json", "tokenizer_config.json")},
+    **{
+        f"tokenizer_llm_jp_v2.2/{n}": f"data/tokenizer_llm_jp/hf__ver2.2__code10K_en20K_ja30K.ver2.2_hf_fast.b4/{n}"
+        for n in ("tokenizer.json", "special_tokens_map.json", "tokenizer_config.json")
+    },
     "tokenizer_llm_jp_v2.2/LICENSE": "data/tokenizer_llm_jp/LICENSE",
     "licenses/postlight-parser.LICENSE-MIT": "data/html_pages_postlight/LICENSE-MIT",
     "licenses/postlight-parser.LICENSE-APACHE-2.0": "data/html_pages_postlight/LICENSE-APACHE",
@@ -254,12 +325,17 @@ def records_table(pages, shared):
     for enc in ("UTF-8", *CODECS):
         n = [counts[enc, s] for s in STYLES]
         rows.append(f"| {enc} | " + " | ".join(map(str, n)) + f" | {sum(n)} |")
-    rows += ["", "| # | URL | true encoding | charset declared in | HTTP label / meta label | payload bytes | from |",
-             "|---|---|---|---|---|---|---|"]
+    rows += [
+        "",
+        "| # | URL | true encoding | charset declared in | HTTP label / meta label | payload bytes | from |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for i, p in enumerate(pages, 1):
-        rows.append(f"| {i} | {p['url']} | {p['enc']} | {where[p['url']]} | {p['label'] or '-'} / "
-                    f"{meta_charset(p['body']) or '-'} | {len(p['body'])} | "
-                    f"{p['src'].relative_to(shared / 'data').as_posix()} |")
+        rows.append(
+            f"| {i} | {p['url']} | {p['enc']} | {where[p['url']]} | {p['label'] or '-'} / "
+            f"{meta_charset(p['body']) or '-'} | {len(p['body'])} | "
+            f"{p['src'].relative_to(shared / 'data').as_posix()} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -282,7 +358,9 @@ def main():
     begin, end = "<!-- records:begin (generated by build_sample.py) -->\n", "<!-- records:end -->"
     doc = (HERE / "SOURCES.md").read_text("utf-8")
     head, rest = doc.split(begin)
-    (out / "SOURCES.md").write_text(head + begin + records_table(pages, shared) + end + rest.split(end)[1], "utf-8")
+    (out / "SOURCES.md").write_text(
+        head + begin + records_table(pages, shared) + end + rest.split(end)[1], "utf-8"
+    )
     for path, why in skipped:
         print(f"skipped {path}: {why}")
     print(f"{len(pages)} response records, {(out / 'ja_pages.warc.gz').stat().st_size} bytes -> {out}")

@@ -105,7 +105,9 @@ def _parse_json_line(path: str, raw: bytes, where: str, first: bool) -> dict:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
-        hint = " (one JSON object per line is expected, not an array)" if text.lstrip().startswith("[") else ""
+        hint = (
+            " (one JSON object per line is expected, not an array)" if text.lstrip().startswith("[") else ""
+        )
         raise SourceError(path, f"{where}: invalid JSON: {err.msg} at column {err.colno}{hint}") from None
     if not isinstance(obj, dict):
         raise SourceError(path, f"{where}: expected a JSON object, got {type(obj).__name__}")
@@ -125,8 +127,11 @@ def _iter_parquet(path: str) -> Iterator[LocalDocument]:
         if "text" not in schema.names:
             raise SourceError(path, f"no `text` column (columns: {', '.join(schema.names)})")
         text_type = schema.field("text").type
-        if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)
-                or pa.types.is_string_view(text_type)):
+        if not (
+            pa.types.is_string(text_type)
+            or pa.types.is_large_string(text_type)
+            or pa.types.is_string_view(text_type)
+        ):
             raise SourceError(path, f"column `text` has type {text_type}, expected a string type")
         columns = [name for name in _PARQUET_COLUMNS if name in schema.names]
         row = 0
@@ -163,7 +168,9 @@ def _document(path: str, index: int, fields: dict, raw: bytes | None, where: str
     elif isinstance(upstream_id, int) and not isinstance(upstream_id, bool):
         upstream_id = str(upstream_id)  # numeric ids are common in exported tables
     elif not isinstance(upstream_id, str) or not upstream_id:
-        raise SourceError(path, f"{where}: `id` is {upstream_id!r}, expected a non-empty string or an integer")
+        raise SourceError(
+            path, f"{where}: `id` is {upstream_id!r}, expected a non-empty string or an integer"
+        )
     return LocalDocument(
         path=path,
         line_or_row=index,

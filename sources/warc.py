@@ -84,9 +84,7 @@ def iter_warc_responses(uri: str, *, timeout: float = 60.0) -> Iterator[WarcResp
             raise SourceError(uri, "no WARC records (empty input)")
 
 
-def read_warc_record_at(
-    uri: str, offset: int, length: int, *, timeout: float = 60.0
-) -> WarcResponse | None:
+def read_warc_record_at(uri: str, offset: int, length: int, *, timeout: float = 60.0) -> WarcResponse | None:
     """Fetch ``bytes[offset:offset + length]`` of the WARC at ``uri`` and parse that one record.
 
     This is how a third party re-obtains a Common Crawl document from the index's
@@ -119,9 +117,7 @@ class _Record(NamedTuple):
     length: int
 
 
-def _iter_checked_records(
-    stream: BinaryIO, uri: str, *, base_offset: int = 0
-) -> Iterator[_Record]:
+def _iter_checked_records(stream: BinaryIO, uri: str, *, base_offset: int = 0) -> Iterator[_Record]:
     """Read each record to its end and check it is whole before yielding it.
 
     warcio's own offset/length are exact member boundaries only once the record has been read
@@ -170,7 +166,11 @@ def _content_length(record: ArcWarcRecord, uri: str, at: int) -> int:
 
 
 def _check_whole(
-    records: WARCIterator, record: ArcWarcRecord, uri: str, offset: int, declared: int,
+    records: WARCIterator,
+    record: ArcWarcRecord,
+    uri: str,
+    offset: int,
+    declared: int,
     errors_before: int,
 ) -> None:
     missing = getattr(record.raw_stream, "limit", 0)
@@ -214,9 +214,7 @@ def _to_response(rec: _Record, uri: str, crawl: str | None, offset: int, length:
     try:
         status = int(http.get_statuscode())
     except (TypeError, ValueError):
-        raise SourceError(
-            uri, f"record at byte {offset}: bad HTTP status line {http.statusline!r}"
-        ) from None
+        raise SourceError(uri, f"record at byte {offset}: bad HTTP status line {http.statusline!r}") from None
     return WarcResponse(
         warc_filename=uri,
         crawl=crawl,
@@ -335,9 +333,7 @@ def _read_range(uri: str, offset: int, length: int, timeout: float) -> bytes:
                 )
             content_range = response.headers.get("Content-Range", "")
             if not content_range.startswith(f"bytes {offset}-{end}/"):
-                raise SourceError(
-                    uri, f"asked for bytes {offset}-{end}, got Content-Range {content_range!r}"
-                )
+                raise SourceError(uri, f"asked for bytes {offset}-{end}, got Content-Range {content_range!r}")
             data = _read_up_to(_HttpBody(response, uri), length + 1)
     else:
         try:

@@ -29,7 +29,9 @@ def test_leaf_packages_do_not_import_pipeline_or_ray(package):
 
 
 def test_only_the_runtime_imports_ray_inside_pipeline():
-    users = sorted(str(f.relative_to(ROOT)) for f in (ROOT / "pipeline").rglob("*.py") if "ray" in imported_modules(f))
+    users = sorted(
+        str(f.relative_to(ROOT)) for f in (ROOT / "pipeline").rglob("*.py") if "ray" in imported_modules(f)
+    )
     assert users == ["pipeline/runtime.py"]
 
 

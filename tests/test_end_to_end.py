@@ -36,7 +36,8 @@ def pipeline(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 def file_digests(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -54,7 +55,9 @@ def run_dir(tmp_path_factory) -> Path:
 def expected_fetched() -> int:
     records = sum(1 for _ in iter_warc_responses(str(SAMPLE / "cc_whirlwind.warc.gz")))
     records += sum(1 for _ in iter_warc_responses(str(SAMPLE / "ja_pages.warc.gz")))
-    lines = sum(1 for line in (SAMPLE / "wikipedia_ja.jsonl").read_text(encoding="utf-8").splitlines() if line)
+    lines = sum(
+        1 for line in (SAMPLE / "wikipedia_ja.jsonl").read_text(encoding="utf-8").splitlines() if line
+    )
     return records + lines
 
 
@@ -72,9 +75,7 @@ def test_every_fetched_document_is_accounted_for(run_dir):
 
 
 def test_the_planted_rejections_happen_for_the_right_reasons(run_dir):
-    rejected = {
-        s: pl.read_parquet(run_dir / s / "rejected" / "part-?????.parquet") for s in STAGE_ORDER
-    }
+    rejected = {s: pl.read_parquet(run_dir / s / "rejected" / "part-?????.parquet") for s in STAGE_ORDER}
     dups = rejected["dedup"]
     assert dups.height == 2 and set(dups["reason"]) == {"exact_duplicate"}
     # The sample's two copies are the Wikipedia rows whose id ends in "#copy"; the originals survive.
@@ -114,7 +115,8 @@ def test_a_fresh_run_gives_the_same_shards_and_manifests(run_dir, tmp_path):
     again = tmp_path / "again"
     pipeline("run", "--run-dir", str(again))
     differ = [
-        name for name, digest in file_digests(run_dir).items()
+        name
+        for name, digest in file_digests(run_dir).items()
         if name.endswith(".parquet") and file_digests(again).get(name) != digest
     ]
     assert differ == []
@@ -138,6 +140,8 @@ def test_the_audit_catches_a_manifest_pointing_at_the_wrong_row(run_dir, tmp_pat
     rows[0], rows[1] = rows[1], rows[0]
     import pyarrow as pa
 
-    pq.write_table(table.set_column(table.schema.get_field_index("row"), "row", pa.array(rows, pa.int64())), path)
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("row"), "row", pa.array(rows, pa.int64())), path
+    )
     report = json.loads(pipeline("audit", str(broken), "--format", "json", check=False).stdout)
     assert report["violation_counts"] == {"integrity": 2}

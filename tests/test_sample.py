@@ -19,9 +19,17 @@ SHARED = REPO.parent / "shared"
 WARC = SAMPLE / "ja_pages.warc.gz"
 BUILT_BY_HAND = {"build_sample.py"}  # in sample/ but not an output of the builder
 # How browsers (WHATWG Encoding) decode the labels used: every Shift_JIS label means CP932.
-CODECS = {"shift_jis": "cp932", "x-sjis": "cp932", "windows-31j": "cp932", "euc-jp": "euc_jp", "utf-8": "utf-8"}
-PRESCAN = [rb"<meta\s+charset\s*=\s*[\"']?([\w.:-]+)",
-           rb"<meta\s[^>]*\bcontent\s*=\s*[\"'][^\"'>]*charset\s*=\s*([\w.:-]+)"]
+CODECS = {
+    "shift_jis": "cp932",
+    "x-sjis": "cp932",
+    "windows-31j": "cp932",
+    "euc-jp": "euc_jp",
+    "utf-8": "utf-8",
+}
+PRESCAN = [
+    rb"<meta\s+charset\s*=\s*[\"']?([\w.:-]+)",
+    rb"<meta\s[^>]*\bcontent\s*=\s*[\"'][^\"'>]*charset\s*=\s*([\w.:-]+)",
+]
 HIRAGANA = re.compile("[\u3041-\u309f]")
 
 
@@ -41,18 +49,28 @@ def declared_charsets(http_headers, body):
 
 
 def files(root):
-    return {p.relative_to(root).as_posix() for p in root.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts} - BUILT_BY_HAND
+    return {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    } - BUILT_BY_HAND
 
 
 def test_builder_reproduces_committed_sample_byte_for_byte(tmp_path):
     if not (SHARED / "data" / "charset_feeds").is_dir():
         pytest.skip(f"the shared data folder is not at {SHARED} (../shared beside the repo)")
-    built = subprocess.run([sys.executable, str(SAMPLE / "build_sample.py"), "--shared", str(SHARED),
-                            "--out", str(tmp_path)], capture_output=True, text=True)
+    built = subprocess.run(
+        [sys.executable, str(SAMPLE / "build_sample.py"), "--shared", str(SHARED), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert built.returncode == 0, built.stderr
     assert files(tmp_path) == files(SAMPLE)
-    differ = [name for name in sorted(files(SAMPLE)) if (tmp_path / name).read_bytes() != (SAMPLE / name).read_bytes()]
+    differ = [
+        name
+        for name in sorted(files(SAMPLE))
+        if (tmp_path / name).read_bytes() != (SAMPLE / name).read_bytes()
+    ]
     assert not differ, f"committed sample files differ from a fresh build: {differ}"
 
 

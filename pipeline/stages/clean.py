@@ -9,7 +9,16 @@ from __future__ import annotations
 import pyarrow as pa
 
 from manifests.schema import sha256_hex
-from pipeline.stage import RowUpdate, ShardResult, ShardSpec, Stage, decision, read_input, split_documents, transform
+from pipeline.stage import (
+    RowUpdate,
+    ShardResult,
+    ShardSpec,
+    Stage,
+    decision,
+    read_input,
+    split_documents,
+    transform,
+)
 
 LANGUAGE_SCORE_COLUMN = "language_score_lid176_v1"
 
@@ -28,15 +37,18 @@ class CleanStage(Stage):
 
         cfg = self.config.clean
         table, rows = read_input(shard)
+        from filters.langid import MODEL_ID
+
         normalizer = transform(self.name, "filters.normalize.normalize_japanese", NORMALIZER_ID, {})
-        language_check = f"language_score_{cfg.language}"
+        scorer = transform(self.name, "fasttext", MODEL_ID, {"language": cfg.language})
+        language_check = f"{LANGUAGE_SCORE_COLUMN}:{cfg.language}"
         texts, scores, updates = [], [], []
         for raw in table.column("text").to_pylist():
             text = normalize_japanese(raw)
             score = self.langid.score(text, cfg.language)
             texts.append(text)
             scores.append(score)
-            update = RowUpdate(transforms=[normalizer])
+            update = RowUpdate(transforms=[normalizer, scorer])
             lang_ok = score >= cfg.min_language_score
             long_enough = len(text) >= cfg.min_chars
             update.decisions += [

@@ -91,7 +91,10 @@ class DedupStage(Stage):
         )
         by_doc = {r["doc_id"]: r for r in clusters.iter_rows(named=True)}
         method = transform(
-            self.name, "filters.dedup.exact_dedup_key", f"sha256-{NORMALIZER_ID}", {"keep": self.config.dedup.keep}
+            self.name,
+            "filters.dedup.exact_dedup_key",
+            f"sha256-{NORMALIZER_ID}",
+            {"keep": self.config.dedup.keep},
         )
         updates = []
         for doc in table.column("doc_id").to_pylist():

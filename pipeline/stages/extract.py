@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from manifests.schema import sha256_hex
-from pipeline.stage import RowUpdate, ShardResult, ShardSpec, Stage, decision, read_input, split_documents, transform
+from pipeline.stage import (
+    RowUpdate,
+    ShardResult,
+    ShardSpec,
+    Stage,
+    decision,
+    read_input,
+    split_documents,
+    transform,
+)
 
 OUTPUT_COLUMNS = ["doc_id", "source", "url", "text"]
 
@@ -49,13 +58,19 @@ class ExtractStage(Stage):
                 continue
             decoded = decode_html(payload, ctype)
             update.transforms.append(
-                transform(self.name, "filters.html.decode_html", decoded.charset,
-                          {"declared": decoded.declared, "declared_in": decoded.source})
+                transform(
+                    self.name,
+                    "filters.html.decode_html",
+                    decoded.charset,
+                    {"declared": decoded.declared, "declared_in": decoded.source},
+                )
             )
             update.decisions.append(decision(self.name, "decode_replacement_chars", decoded.errors, True))
             extracted = extract_main_text(decoded.text, url)
             update.transforms.append(transform(self.name, "trafilatura", EXTRACTOR_ID, TRAFILATURA_PARAMS))
-            update.decisions.append(decision(self.name, "extracted_chars", len(extracted or ""), bool(extracted)))
+            update.decisions.append(
+                decision(self.name, "extracted_chars", len(extracted or ""), bool(extracted))
+            )
             if not extracted:
                 update.reason, update.detail = "no_text_extracted", None
                 continue
@@ -63,8 +78,12 @@ class ExtractStage(Stage):
 
         import pyarrow as pa
 
-        table = table.set_column(table.schema.get_field_index("text"), "text", pa.array(out_texts, pa.string()))
+        table = table.set_column(
+            table.schema.get_field_index("text"), "text", pa.array(out_texts, pa.string())
+        )
         table = table.select(OUTPUT_COLUMNS)
-        result = split_documents(self.name, table, rows, updates, [sha256_hex(t) if t else None for t in out_texts])
+        result = split_documents(
+            self.name, table, rows, updates, [sha256_hex(t) if t else None for t in out_texts]
+        )
         result.bytes_in = sum(len(p or b"") for p in payloads)
         return result

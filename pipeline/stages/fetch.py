@@ -34,7 +34,9 @@ OPTOUT_NOT_CHECKED = json.dumps({"signals": {}, "verdict": "not_checked"})
 def _check_vocabulary(path: str, row: int, osaid_class: str | None, redistribution: str | None) -> None:
     """A user's file may set its own OSAID class and redistribution; only the schema's words count."""
     if osaid_class is not None and osaid_class not in OSAID_CLASSES:
-        raise ValueError(f"{path}: row {row}: osaid_class {osaid_class!r} is not one of {', '.join(OSAID_CLASSES)}")
+        raise ValueError(
+            f"{path}: row {row}: osaid_class {osaid_class!r} is not one of {', '.join(OSAID_CLASSES)}"
+        )
     if redistribution is not None and redistribution not in REDISTRIBUTION:
         raise ValueError(
             f"{path}: row {row}: redistribution {redistribution!r} is not one of {', '.join(REDISTRIBUTION)}"
@@ -142,9 +144,15 @@ class FetchStage(Stage):
             )
             rows.append(row)
             docs.append(
-                {"doc_id": row["doc_id"], "source": item["source"], "url": rec.target_uri,
-                 "http_status": rec.http_status, "content_type": rec.content_type,
-                 "payload": rec.payload, "text": None}
+                {
+                    "doc_id": row["doc_id"],
+                    "source": item["source"],
+                    "url": rec.target_uri,
+                    "http_status": rec.http_status,
+                    "content_type": rec.content_type,
+                    "payload": rec.payload,
+                    "text": None,
+                }
             )
         return docs, rows
 
@@ -175,7 +183,14 @@ class FetchStage(Stage):
             )
             rows.append(row)
             docs.append(
-                {"doc_id": row["doc_id"], "source": item["source"], "url": doc.url, "http_status": None,
-                 "content_type": "text/plain; charset=utf-8", "payload": None, "text": doc.text}
+                {
+                    "doc_id": row["doc_id"],
+                    "source": item["source"],
+                    "url": doc.url,
+                    "http_status": None,
+                    "content_type": "text/plain; charset=utf-8",
+                    "payload": None,
+                    "text": doc.text,
+                }
             )
         return docs, rows

@@ -37,6 +37,7 @@ class TokenizeStage(Stage):
             data = f.read()
         self.tokenizer = Tokenizer.from_str(data.decode("utf-8"))
         self.tokenizer_sha256 = sha256_hex(data)
+        self.tokenizer_name = path.rsplit("/", 1)[-1]
         self.eos_id = None
         if cfg.append_eos:
             self.eos_id = self.tokenizer.token_to_id(cfg.eos_token)
@@ -51,11 +52,20 @@ class TokenizeStage(Stage):
         texts = table.column("text").to_pylist()
         ids: list[list[int]] = []
         for start in range(0, len(texts), cfg.batch_size):
-            for enc in self.tokenizer.encode_batch(texts[start : start + cfg.batch_size], add_special_tokens=False):
+            for enc in self.tokenizer.encode_batch(
+                texts[start : start + cfg.batch_size], add_special_tokens=False
+            ):
                 ids.append(enc.ids + ([self.eos_id] if self.eos_id is not None else []))
+        # The tokenizer file is identified by its hash, readable in the manifest, not only inside params.
         tool = transform(
-            self.name, "tokenizers", tokenizers.__version__,
-            {"tokenizer_sha256": self.tokenizer_sha256, "append_eos": cfg.append_eos, "eos_token": cfg.eos_token},
+            self.name,
+            f"tokenizers:{self.tokenizer_name}",
+            f"{tokenizers.__version__}+sha256:{self.tokenizer_sha256[:16]}",
+            {
+                "tokenizer_sha256": self.tokenizer_sha256,
+                "append_eos": cfg.append_eos,
+                "eos_token": cfg.eos_token,
+            },
         )
         shard_file = f"{self.name}/{shard.name}.parquet"
         updates = [

@@ -10,9 +10,7 @@ import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The project's shared real-data folder sits beside the repository (shared/data/README.md).
-SHARED_DATA = pathlib.Path(
-    os.environ.get("JCORPUS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")
-)
+SHARED_DATA = pathlib.Path(os.environ.get("JCORPUS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")

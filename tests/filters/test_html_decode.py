@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from filters.html import decode_html, declared_charset
+from filters.html import declared_charset, decode_html
 
 # Real feeds from chardet's test data (tests/data/filters/SOURCE.md): file, the label to declare,
 # the codec that decodes it right, and a phrase the right decoding contains.
@@ -20,8 +20,7 @@ FEEDS = [
 
 
 def _page(text: str, head: str) -> str:
-    return (f"<!DOCTYPE html><html><head>{head}<title>t</title></head>"
-            f"<body><pre>{text}</pre></body></html>")
+    return f"<!DOCTYPE html><html><head>{head}<title>t</title></head><body><pre>{text}</pre></body></html>"
 
 
 @pytest.mark.parametrize(
@@ -30,16 +29,24 @@ def _page(text: str, head: str) -> str:
         ("text/html; charset=Shift_JIS", b"<html>", ("shift_jis", "http-header")),
         ('text/html;charset="EUC-JP"', b"<html>", ("euc-jp", "http-header")),
         ("text/html", b'<meta charset="windows-31j">', ("windows-31j", "meta")),
-        (None, b'<META HTTP-EQUIV="Content-Type" CONTENT="text/html; charset=x-sjis">',
-         ("x-sjis", "meta")),
+        (None, b'<META HTTP-EQUIV="Content-Type" CONTENT="text/html; charset=x-sjis">', ("x-sjis", "meta")),
         ("text/html; charset=EUC-JP", b'<meta charset="utf-8">', ("euc-jp", "http-header")),
         ("text/html; charset=EUC-JP", codecs.BOM_UTF8 + b"<html>", ("utf-8", "bom")),
         (None, codecs.BOM_UTF16_LE + "<html>".encode("utf-16-le"), ("utf-16-le", "bom")),
         (None, b"<html><body>no declaration</body></html>", (None, None)),
         (None, b" " * 5000 + b'<meta charset="euc-jp">', (None, None)),  # past the 4 KB scan
     ],
-    ids=["header", "quoted-header", "meta-charset", "meta-http-equiv", "header-beats-meta",
-         "bom-beats-header", "utf16-bom", "none", "meta-too-late"],
+    ids=[
+        "header",
+        "quoted-header",
+        "meta-charset",
+        "meta-http-equiv",
+        "header-beats-meta",
+        "bom-beats-header",
+        "utf16-bom",
+        "none",
+        "meta-too-late",
+    ],
 )
 def test_declared_charset(header, body, expected):
     assert declared_charset(header, body) == expected
@@ -47,10 +54,21 @@ def test_declared_charset(header, body, expected):
 
 @pytest.mark.parametrize(
     "label, codec",
-    [("shift_jis", "cp932"), ("sjis", "cp932"), ("x-sjis", "cp932"), ("windows-31j", "cp932"),
-     ("ms_kanji", "cp932"), ("cp932", "cp932"), ("euc-jp", "euc_jis_2004"),
-     ("x-euc-jp", "euc_jis_2004"), ("iso-2022-jp", "iso2022_jp_ext"), ("utf-8", "utf-8"),
-     ("utf8", "utf-8"), ("gb2312", "gb18030"), ("iso-8859-1", "cp1252")],
+    [
+        ("shift_jis", "cp932"),
+        ("sjis", "cp932"),
+        ("x-sjis", "cp932"),
+        ("windows-31j", "cp932"),
+        ("ms_kanji", "cp932"),
+        ("cp932", "cp932"),
+        ("euc-jp", "euc_jis_2004"),
+        ("x-euc-jp", "euc_jis_2004"),
+        ("iso-2022-jp", "iso2022_jp_ext"),
+        ("utf-8", "utf-8"),
+        ("utf8", "utf-8"),
+        ("gb2312", "gb18030"),
+        ("iso-8859-1", "cp1252"),
+    ],
 )
 def test_labels_map_to_codecs_as_browsers_do(label, codec):
     assert decode_html(b"<p>ok</p>", f"text/html; charset={label}").charset == codec
@@ -94,7 +112,11 @@ def test_real_frontpage_meta_label_x_sjis(fixtures_dir):
     # A 1990s FrontPage page declaring "x-sjis" in a two-line http-equiv meta.
     decoded = decode_html((fixtures_dir / "cp932_www2.chuo-u.ac.jp-suishin.xml").read_bytes(), None)
     assert (decoded.declared, decoded.source, decoded.charset, decoded.errors) == (
-        "x-sjis", "meta", "cp932", 0)
+        "x-sjis",
+        "meta",
+        "cp932",
+        0,
+    )
     assert "<h1>相手がまともに読めない字</h1>" in decoded.text
 
 
@@ -130,7 +152,11 @@ def test_utf8_page_under_an_old_shift_jis_meta_is_read_as_utf8():
     page = _page("○政府委員（鈴木俊一君）\u3000この附則の第一項は", '<meta charset="Shift_JIS">')
     decoded = decode_html(page.encode("utf-8"), None)
     assert (decoded.charset, decoded.declared, decoded.source, decoded.errors) == (
-        "utf-8", "shift_jis", "meta", 0)
+        "utf-8",
+        "shift_jis",
+        "meta",
+        0,
+    )
     assert decoded.text == page
 
 
@@ -148,8 +174,11 @@ def test_unknown_label_falls_back_to_sniffing():
     assert (decoded.declared, decoded.source) == ("x-unknown-jp", "http-header")
 
 
-ENCODING_DIRS = [("SHIFT_JIS", "Shift_JIS", "cp932"), ("CP932", "Shift_JIS", "cp932"),
-                 ("EUC-JP", "EUC-JP", "euc_jis_2004")]
+ENCODING_DIRS = [
+    ("SHIFT_JIS", "Shift_JIS", "cp932"),
+    ("CP932", "Shift_JIS", "cp932"),
+    ("EUC-JP", "EUC-JP", "euc_jis_2004"),
+]
 
 
 @pytest.mark.parametrize("folder, label, codec", ENCODING_DIRS, ids=[d[0] for d in ENCODING_DIRS])

@@ -40,8 +40,11 @@ def test_jvndb_page_keeps_body_and_table(fixtures_dir):
 
 @pytest.mark.parametrize(
     "page",
-    ["", "<html><body></body></html>",
-     "<html><head><title>ホーム</title><script>var 広告 = 1;</script></head><body></body></html>"],
+    [
+        "",
+        "<html><body></body></html>",
+        "<html><head><title>ホーム</title><script>var 広告 = 1;</script></head><body></body></html>",
+    ],
 )
 def test_nothing_extracted_is_none(page):
     # Not None for a page of navigation only: trafilatura's fallback returns the nav text

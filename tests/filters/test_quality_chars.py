@@ -33,8 +33,7 @@ DIET_SPEECH = "○近藤副大臣\u3000副大臣の近藤でございます。�
 
 @pytest.mark.parametrize(
     "text, passes_swallow",
-    [(CATALOGUE_SPAM, False), (KEYWORD_STUFFING, False),
-     (WIKIPEDIA_PROSE, True), (DIET_SPEECH, True)],
+    [(CATALOGUE_SPAM, False), (KEYWORD_STUFFING, False), (WIKIPEDIA_PROSE, True), (DIET_SPEECH, True)],
     ids=["catalogue-spam", "keyword-stuffing", "wikipedia", "diet"],
 )
 def test_hiragana_fraction_separates_prose_from_lists(text, passes_swallow):
@@ -52,9 +51,7 @@ DEFINITION_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "text, expected, why", DEFINITION_CASES, ids=[c[2] for c in DEFINITION_CASES]
-)
+@pytest.mark.parametrize("text, expected, why", DEFINITION_CASES, ids=[c[2] for c in DEFINITION_CASES])
 def test_hiragana_fraction_definition(text, expected, why):
     assert hiragana_fraction(text) == pytest.approx(expected), why
 

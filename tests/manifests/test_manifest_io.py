@@ -24,7 +24,9 @@ def make_row(**overrides):
         "osaid_class": "open",
         "redistribution": "text",
         "optout": json.dumps({"verdict": "not_checked"}),
-        "transforms": [{"stage": "clean", "tool": "normalize", "version": "ja_nfkc_v1", "params_sha256": "ab"}],
+        "transforms": [
+            {"stage": "clean", "tool": "normalize", "version": "ja_nfkc_v1", "params_sha256": "ab"}
+        ],
         "decisions": [{"stage": "clean", "check": "language_score_ja", "value": 0.98, "passed": True}],
         "dedup_cluster_id": None,
         "dedup_cluster_size": None,
@@ -41,7 +43,10 @@ def make_row(**overrides):
 
 
 def test_round_trip_keeps_every_column(tmp_path):
-    rows = [make_row(), make_row(doc_id=doc_id("local", "x"), included=False, exclusion_reason="clean:too_short")]
+    rows = [
+        make_row(),
+        make_row(doc_id=doc_id("local", "x"), included=False, exclusion_reason="clean:too_short"),
+    ]
     path = str(tmp_path / "part-00000.manifest.parquet")
     write_manifest(path, manifest_table(rows))
     table = read_manifest(path)
@@ -61,7 +66,9 @@ def test_unknown_major_version_is_refused_with_the_file_name(tmp_path):
     path = tmp_path / "future.manifest.parquet"
     table = manifest_table([make_row()]).replace_schema_metadata({b"manifest_version": b"2.0"})
     pq.write_table(table, path)
-    with pytest.raises(ManifestError, match=r"future.manifest.parquet: manifest schema version 2.0 is not supported"):
+    with pytest.raises(
+        ManifestError, match=r"future.manifest.parquet: manifest schema version 2.0 is not supported"
+    ):
         read_manifest(str(path))
 
 
@@ -79,8 +86,18 @@ def test_a_plain_parquet_file_is_not_a_manifest(tmp_path):
 
 
 def test_required_columns_cover_provenance():
-    for column in ("doc_id", "source", "source_uri", "locator", "license", "legal_basis", "osaid_class",
-                   "raw_sha256", "retrieved_at", "config_sha256"):
+    for column in (
+        "doc_id",
+        "source",
+        "source_uri",
+        "locator",
+        "license",
+        "legal_basis",
+        "osaid_class",
+        "raw_sha256",
+        "retrieved_at",
+        "config_sha256",
+    ):
         assert column in REQUIRED_COLUMNS
 
 

@@ -15,16 +15,31 @@ from pipeline.config import load_config
 from pipeline.stage import RunContext, ShardSpec
 
 
-
 def manifest_row(upstream_id: str, source: str = "local", **overrides) -> dict:
     row = {
-        "doc_id": doc_id(source, upstream_id), "source": source, "source_uri": f"https://example.jp/{upstream_id}",
-        "locator": json.dumps({"id": upstream_id}), "retrieved_at": "2025-01-15T00:00:00+00:00",
-        "raw_sha256": "0" * 64, "text_sha256": None, "license": "NOASSERTION",
-        "legal_basis": ["JP-Copyright-Art30-4"], "osaid_class": "public", "redistribution": "locator_only",
-        "optout": "{}", "transforms": [], "decisions": [], "dedup_cluster_id": None, "dedup_cluster_size": None,
-        "included": True, "exclusion_reason": None, "shard": None, "row": None, "num_tokens": None,
-        "pipeline_version": "test", "config_sha256": "test",
+        "doc_id": doc_id(source, upstream_id),
+        "source": source,
+        "source_uri": f"https://example.jp/{upstream_id}",
+        "locator": json.dumps({"id": upstream_id}),
+        "retrieved_at": "2025-01-15T00:00:00+00:00",
+        "raw_sha256": "0" * 64,
+        "text_sha256": None,
+        "license": "NOASSERTION",
+        "legal_basis": ["JP-Copyright-Art30-4"],
+        "osaid_class": "public",
+        "redistribution": "locator_only",
+        "optout": "{}",
+        "transforms": [],
+        "decisions": [],
+        "dedup_cluster_id": None,
+        "dedup_cluster_size": None,
+        "included": True,
+        "exclusion_reason": None,
+        "shard": None,
+        "row": None,
+        "num_tokens": None,
+        "pipeline_version": "test",
+        "config_sha256": "test",
     }
     row.update(overrides)
     return row
@@ -38,12 +53,17 @@ class ShardMaker:
 
     def context(self, *overrides: str) -> RunContext:
         config = load_config(None, list(overrides))
-        return RunContext(run_dir=self.run_dir, config=config, config_sha256=config.sha256(), pipeline_version="test")
+        return RunContext(
+            run_dir=self.run_dir, config=config, config_sha256=config.sha256(), pipeline_version="test"
+        )
 
     def write(self, stage: str, index: int, docs: list[dict], schema: pa.Schema | None = None) -> ShardSpec:
         """`docs`: dicts of document columns plus `upstream_id` (and optional `source`)."""
         rows = [manifest_row(d["upstream_id"], d.get("source", "local")) for d in docs]
-        columns = [{k: v for k, v in d.items() if k != "upstream_id"} | {"doc_id": r["doc_id"]} for d, r in zip(docs, rows)]
+        columns = [
+            {k: v for k, v in d.items() if k != "upstream_id"} | {"doc_id": r["doc_id"]}
+            for d, r in zip(docs, rows)
+        ]
         for c, r in zip(columns, rows):
             c.setdefault("source", r["source"])
         table = pa.Table.from_pylist(columns, schema=schema)
@@ -51,8 +71,13 @@ class ShardMaker:
         atomic_write_parquet(docs_path(self.run_dir, stage, name), table)
         write_manifest(manifest_path(self.run_dir, stage, name), manifest_table(rows))
         atomic_write_json(stage_stats_path(self.run_dir, stage), {})
-        return ShardSpec(index=index, inputs={"docs": docs_path(self.run_dir, stage, name),
-                                              "manifest": manifest_path(self.run_dir, stage, name)})
+        return ShardSpec(
+            index=index,
+            inputs={
+                "docs": docs_path(self.run_dir, stage, name),
+                "manifest": manifest_path(self.run_dir, stage, name),
+            },
+        )
 
 
 @pytest.fixture

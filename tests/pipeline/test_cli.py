@@ -64,8 +64,15 @@ def test_a_failing_stage_exits_3_naming_stage_shard_and_input_and_keeps_done_sha
     truncated.write_bytes(good[:10_000])
     run_dir = tmp_path / "run"
     proc = pipeline(
-        "run", "--run-dir", str(run_dir), "--stage", "fetch",
-        "--set", f"sources.local.paths=[{truncated}]", "--set", "runtime.num_cpus=1",
+        "run",
+        "--run-dir",
+        str(run_dir),
+        "--stage",
+        "fetch",
+        "--set",
+        f"sources.local.paths=[{truncated}]",
+        "--set",
+        "runtime.num_cpus=1",
     )
     assert proc.returncode == 3, proc.stderr
     assert "stage 'fetch' failed on shard part-00001" in proc.stderr

@@ -17,8 +17,15 @@ def test_default_config_enables_only_the_bundled_sample():
 
 def test_set_parses_values_as_yaml_and_changes_the_hash():
     base = load_config()
-    config = load_config(None, ["clean.min_chars=400", "sources.local.paths=[a.jsonl, b.parquet]",
-                                "clean.min_language_score=1", "runtime.num_cpus=null"])
+    config = load_config(
+        None,
+        [
+            "clean.min_chars=400",
+            "sources.local.paths=[a.jsonl, b.parquet]",
+            "clean.min_language_score=1",
+            "runtime.num_cpus=null",
+        ],
+    )
     assert config.clean.min_chars == 400
     assert config.clean.min_language_score == 1.0 and isinstance(config.clean.min_language_score, float)
     assert config.runtime.num_cpus is None

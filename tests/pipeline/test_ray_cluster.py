@@ -32,14 +32,32 @@ def free_port() -> int:
 def ray_head(tmp_path):
     if RAY is None:
         pytest.skip("the `ray` command is not installed beside this Python")
-    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token",
-               RAY_AUTH_TOKEN=secrets.token_hex(32))
+    env = dict(
+        os.environ,
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(32),
+    )
     env.pop("RAY_ADDRESS", None)
     port = free_port()
     # A short --temp-dir: Ray's socket paths must stay under the 107-byte AF_UNIX limit.
     temp_dir = Path("/tmp") / f"ray-test-{port}"
-    head = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-            "--temp-dir", str(temp_dir), "--include-dashboard", "false", "--disable-usage-stats"]
+    head = [
+        RAY,
+        "start",
+        "--head",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num-cpus",
+        "2",
+        "--temp-dir",
+        str(temp_dir),
+        "--include-dashboard",
+        "false",
+        "--disable-usage-stats",
+    ]
     subprocess.run(head, env=env, check=True, capture_output=True, timeout=120)
     try:
         yield f"127.0.0.1:{port}", env
@@ -53,13 +71,23 @@ def test_a_run_joins_the_cluster_and_leaves_it_running(ray_head, tmp_path):
     run_dir = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "run", "--run-dir", str(run_dir), "--ray-address", address],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    audit = subprocess.run([sys.executable, "-m", "pipeline", "audit", str(run_dir), "--format", "json"],
-                           cwd=REPO, capture_output=True, text=True, timeout=300)
+    audit = subprocess.run(
+        [sys.executable, "-m", "pipeline", "audit", str(run_dir), "--format", "json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert json.loads(audit.stdout)["ok"]
     # The driver only joined: the cluster is still up after the run.
-    status = subprocess.run([RAY, "status", "--address", address], env=env, capture_output=True, text=True,
-                            timeout=120)
+    status = subprocess.run(
+        [RAY, "status", "--address", address], env=env, capture_output=True, text=True, timeout=120
+    )
     assert status.returncode == 0, status.stderr

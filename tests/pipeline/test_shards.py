@@ -9,7 +9,8 @@ from manifests.io import read_manifest
 from manifests.layout import docs_path, manifest_path, rejected_path, shard_stats_path
 from manifests.schema import doc_id
 from pipeline.config import load_config
-from pipeline.shards import MissingInputError, input_shards, remove_orphans, run_shard, sum_stage_stats
+from pipeline.errors import MissingInputError
+from pipeline.shards import input_shards, remove_orphans, run_shard, sum_stage_stats
 from pipeline.stage import RowUpdate, RunContext, ShardSpec, Stage, split_documents
 
 TEXTS = ["吾輩は猫である。名前はまだ無い。", "どこで生れたかとんと見当がつかぬ。", "短い"]
@@ -17,12 +18,29 @@ TEXTS = ["吾輩は猫である。名前はまだ無い。", "どこで生れた
 
 def base_row(i):
     return {
-        "doc_id": doc_id("local", f"neko:{i}"), "source": "local", "source_uri": f"file:neko#{i}",
-        "locator": "{}", "retrieved_at": "2026-11-29T00:00:00+00:00", "raw_sha256": "0" * 64,
-        "text_sha256": None, "license": "LicenseRef-PublicDomain-JP", "legal_basis": ["JP-Copyright-Art13"],
-        "osaid_class": "open", "redistribution": "text", "optout": "{}", "transforms": [], "decisions": [],
-        "dedup_cluster_id": None, "dedup_cluster_size": None, "included": True, "exclusion_reason": None,
-        "shard": None, "row": None, "num_tokens": None, "pipeline_version": "test", "config_sha256": "c",
+        "doc_id": doc_id("local", f"neko:{i}"),
+        "source": "local",
+        "source_uri": f"file:neko#{i}",
+        "locator": "{}",
+        "retrieved_at": "2026-11-29T00:00:00+00:00",
+        "raw_sha256": "0" * 64,
+        "text_sha256": None,
+        "license": "LicenseRef-PublicDomain-JP",
+        "legal_basis": ["JP-Copyright-Art13"],
+        "osaid_class": "open",
+        "redistribution": "text",
+        "optout": "{}",
+        "transforms": [],
+        "decisions": [],
+        "dedup_cluster_id": None,
+        "dedup_cluster_size": None,
+        "included": True,
+        "exclusion_reason": None,
+        "shard": None,
+        "row": None,
+        "num_tokens": None,
+        "pipeline_version": "test",
+        "config_sha256": "c",
     }
 
 
@@ -57,9 +75,18 @@ def test_a_shard_commits_documents_rejects_stats_and_manifest(stage, tmp_path):
     assert [r["included"] for r in manifest] == [True, True, False]
     assert manifest[2]["exclusion_reason"] == "clean:too_short"
     rejected = pa.parquet.read_table(rejected_path(run, "clean", "part-00007")).to_pylist()
-    assert rejected == [{"doc_id": manifest[2]["doc_id"], "source": "local", "reason": "too_short",
-                         "detail": None, "text": "短い"}]
-    assert pa.parquet.read_table(docs_path(run, "clean", "part-00007")).column("text").to_pylist() == TEXTS[:2]
+    assert rejected == [
+        {
+            "doc_id": manifest[2]["doc_id"],
+            "source": "local",
+            "reason": "too_short",
+            "detail": None,
+            "text": "短い",
+        }
+    ]
+    assert (
+        pa.parquet.read_table(docs_path(run, "clean", "part-00007")).column("text").to_pylist() == TEXTS[:2]
+    )
     assert json.loads(open(shard_stats_path(run, "clean", "part-00007")).read())["documents_out"] == 2
 
 

@@ -26,7 +26,10 @@ TSUYU = (
 # The same sentence with full-width digits and half-width katakana, as pages often have it.
 TSUYU_WIDTH_VARIANT = TSUYU.replace("5月", "５月").replace("7月", "７月")
 # A Chinese page's opening (resiliparse test data, Apache-2.0): must fail the Japanese language check.
-CHINESE = "中华人民共和国是工人阶级领导的、以工农联盟为基础的人民民主专政的社会主义国家。社会主义制度是中华人民共和国的根本制度。" * 3
+CHINESE = (
+    "中华人民共和国是工人阶级领导的、以工农联盟为基础的人民民主专政的社会主义国家。社会主义制度是中华人民共和国的根本制度。"
+    * 3
+)
 
 
 def sample_pages() -> dict[str, object]:
@@ -40,7 +43,9 @@ def test_fetch_plans_one_shard_per_input_in_config_order(shards):
     stage = FetchStage(shards.context())
     plan = stage.plan()
     assert [(s.index, s.inputs["source"], s.inputs["kind"]) for s in plan] == [
-        (0, "commoncrawl", "warc"), (1, "local", "warc"), (2, "local", "documents")
+        (0, "commoncrawl", "warc"),
+        (1, "local", "warc"),
+        (2, "local", "documents"),
     ]
 
 
@@ -57,7 +62,7 @@ def test_fetched_warc_locators_re_obtain_the_same_bytes(shards):
     result = stage.process(stage.plan()[1])
     assert result.kept.num_rows == 80 and result.kept.schema.equals(FETCH_SCHEMA)
     payloads = dict(zip(result.kept.column("doc_id").to_pylist(), result.kept.column("payload").to_pylist()))
-    for row in result.manifest[:: 10]:
+    for row in result.manifest[::10]:
         loc = json.loads(row["locator"])
         again = read_warc_record_at(str(SAMPLE / loc["warc_filename"]), loc["offset"], loc["length"])
         assert again.record_id == loc["record_id"] and again.payload == payloads[row["doc_id"]]
@@ -69,7 +74,9 @@ def test_fetched_local_rows_carry_their_own_licence(shards):
     stage = FetchStage(shards.context())
     result = stage.process(stage.plan()[2])
     row = result.manifest[0]
-    assert row["license"] == "CC-BY-SA-4.0" and row["osaid_class"] == "open" and row["redistribution"] == "text"
+    assert (
+        row["license"] == "CC-BY-SA-4.0" and row["osaid_class"] == "open" and row["redistribution"] == "text"
+    )
     assert row["source_uri"].startswith("https://ja.wikipedia.org/wiki/")
     assert result.kept.column("text")[0].as_py().startswith("梅雨")
 
@@ -105,7 +112,9 @@ def test_fetch_reads_a_warc_over_http(shards, tmp_path):
 
 def test_fetch_refuses_a_local_row_with_an_unknown_osaid_class(shards, tmp_path):
     data = tmp_path / "mine.jsonl"
-    data.write_text(json.dumps({"text": TSUYU, "osaid_class": "free"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    data.write_text(
+        json.dumps({"text": TSUYU, "osaid_class": "free"}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     stage = FetchStage(shards.context(f"sources.local.paths=[{data}]"))
     with pytest.raises(ValueError, match="mine.jsonl: row 0: osaid_class 'free' is not one of"):
         stage.process(stage.plan()[1])
@@ -115,8 +124,14 @@ def test_fetch_refuses_a_local_row_with_an_unknown_osaid_class(shards, tmp_path)
 
 
 def fetched(record, upstream_id: str, **overrides) -> dict:
-    doc = {"upstream_id": upstream_id, "url": record.target_uri, "http_status": record.http_status,
-           "content_type": record.content_type, "payload": record.payload, "text": None}
+    doc = {
+        "upstream_id": upstream_id,
+        "url": record.target_uri,
+        "http_status": record.http_status,
+        "content_type": record.content_type,
+        "payload": record.payload,
+        "text": None,
+    }
     doc.update(overrides)
     return doc
 
@@ -136,7 +151,12 @@ def test_extract_decodes_legacy_charsets_wherever_they_are_declared(shards):
     assert "アメリカンフットボール" in texts[0] or "アメフト" in texts[0]
     for text in texts:
         assert "\ufffd" not in text and sum("\u3041" <= c <= "\u3096" for c in text) > 20
-    charsets = [t["version"] for row in result.manifest for t in row["transforms"] if t["tool"].endswith("decode_html")]
+    charsets = [
+        t["version"]
+        for row in result.manifest
+        for t in row["transforms"]
+        if t["tool"].endswith("decode_html")
+    ]
     assert charsets[0] == "cp932" and charsets[2].startswith("euc")
 
 
@@ -147,14 +167,24 @@ def test_extract_rejects_errors_and_non_html_with_a_reason(shards):
         fetched(page, "gone", http_status=404),
         fetched(page, "image", content_type="image/png"),
         fetched(page, "empty", payload=b"<html><body><script>var x;</script></body></html>"),
-        {"upstream_id": "local", "url": None, "http_status": None, "content_type": "text/plain",
-         "payload": None, "text": TSUYU},
+        {
+            "upstream_id": "local",
+            "url": None,
+            "http_status": None,
+            "content_type": "text/plain",
+            "payload": None,
+            "text": TSUYU,
+        },
     ]
     result = ExtractStage(shards.context()).process(shards.write("fetch", 0, docs, FETCH_SCHEMA))
     assert [r["reason"] for r in result.rejected] == ["http_status_not_200", "not_html", "no_text_extracted"]
     assert result.kept.column("text").to_pylist()[1] == TSUYU  # local text passes through untouched
     assert [r["exclusion_reason"] for r in result.manifest] == [
-        None, "extract:http_status_not_200", "extract:not_html", "extract:no_text_extracted", None
+        None,
+        "extract:http_status_not_200",
+        "extract:not_html",
+        "extract:no_text_extracted",
+        None,
     ]
     assert "ゴールデンウィーク" in result.kept.column("text")[0].as_py()
 
@@ -178,21 +208,32 @@ def test_clean_normalises_scores_language_and_rejects_with_reasons(shards):
     assert [(r["reason"]) for r in result.rejected] == ["language_score_below_min", "too_short"]
     assert result.manifest[0]["text_sha256"] is not None
     checks = {d["check"]: d["passed"] for d in result.manifest[1]["decisions"]}
-    assert checks == {"language_score_ja": False, "min_chars": True}
+    assert checks == {"language_score_lid176_v1:ja": False, "min_chars": True}
+    assert any(
+        t["tool"] == "fasttext" and "lid.176" in t["version"] for t in result.manifest[0]["transforms"]
+    )
 
 
 # dedup ---------------------------------------------------------------------------------------------
 
 
 def test_dedup_keeps_the_first_copy_across_shards(shards):
-    first = shards.write("clean", 0, [
-        {"upstream_id": "a", "url": None, "text": TSUYU},
-        {"upstream_id": "b", "url": None, "text": CHINESE},
-    ])
-    second = shards.write("clean", 1, [
-        {"upstream_id": "c", "url": None, "text": TSUYU_WIDTH_VARIANT},  # same after NFKC
-        {"upstream_id": "d", "url": None, "text": TSUYU.replace("ばいう", "はいう")},  # dakuten matter
-    ])
+    first = shards.write(
+        "clean",
+        0,
+        [
+            {"upstream_id": "a", "url": None, "text": TSUYU},
+            {"upstream_id": "b", "url": None, "text": CHINESE},
+        ],
+    )
+    second = shards.write(
+        "clean",
+        1,
+        [
+            {"upstream_id": "c", "url": None, "text": TSUYU_WIDTH_VARIANT},  # same after NFKC
+            {"upstream_id": "d", "url": None, "text": TSUYU.replace("ばいう", "はいう")},  # dakuten matter
+        ],
+    )
     stage = DedupStage(shards.context("dedup.num_partitions=3"))
     stage.prepare([first, second], lambda fn, items: [fn(i) for i in items])
     r0, r1 = stage.process(first), stage.process(second)
@@ -208,10 +249,14 @@ def test_dedup_keeps_the_first_copy_across_shards(shards):
 
 def test_quality_scores_hiragana_fraction_and_applies_the_threshold(shards):
     katakana_spam = "アフィリエイト・ランキング・ダイエット・サプリメント・キャンペーン・" * 10
-    spec = shards.write("dedup", 0, [
-        {"upstream_id": "tsuyu", "url": None, "text": TSUYU},
-        {"upstream_id": "spam", "url": None, "text": katakana_spam},
-    ])
+    spec = shards.write(
+        "dedup",
+        0,
+        [
+            {"upstream_id": "tsuyu", "url": None, "text": TSUYU},
+            {"upstream_id": "spam", "url": None, "text": katakana_spam},
+        ],
+    )
     result = QualityStage(shards.context("quality.min_hiragana_fraction=0.2")).process(spec)
     (kept,) = result.kept.to_pylist()
     assert kept["hiragana_fraction_v1"] > 0.2
@@ -226,18 +271,23 @@ def test_quality_scores_hiragana_fraction_and_applies_the_threshold(shards):
 def test_tokenize_round_trips_text_and_records_where_tokens_are(shards):
     stage = TokenizeStage(shards.context())
     stage.setup()
-    spec = shards.write("quality", 3, [
-        {"upstream_id": "tsuyu", "url": None, "text": TSUYU},
-        {"upstream_id": "ni", "url": None, "text": "吾輩は猫である。名前はまだ無い。"},
-    ])
+    spec = shards.write(
+        "quality",
+        3,
+        [
+            {"upstream_id": "tsuyu", "url": None, "text": TSUYU},
+            {"upstream_id": "ni", "url": None, "text": "吾輩は猫である。名前はまだ無い。"},
+        ],
+    )
     result = stage.process(spec)
     table = result.kept
     assert table.schema.field("input_ids").type == pa.list_(pa.int32())
     ids = table.column("input_ids").to_pylist()
     assert all(seq[-1] == stage.eos_id for seq in ids)
-    assert stage.tokenizer.decode(ids[1][:-1]) .replace(" ", "") == "吾輩は猫である。名前はまだ無い。"
+    assert stage.tokenizer.decode(ids[1][:-1]).replace(" ", "") == "吾輩は猫である。名前はまだ無い。"
     assert [(r["shard"], r["row"], r["num_tokens"]) for r in result.manifest] == [
-        ("tokenize/part-00003.parquet", 0, len(ids[0])), ("tokenize/part-00003.parquet", 1, len(ids[1]))
+        ("tokenize/part-00003.parquet", 0, len(ids[0])),
+        ("tokenize/part-00003.parquet", 1, len(ids[1])),
     ]
     assert table.column("license").to_pylist() == ["NOASSERTION", "NOASSERTION"]
 

@@ -32,8 +32,14 @@ OURYOKU = (
 )
 
 ROWS = [
-    {"id": "ja-wiki-梅雨", "text": TSUYU, "url": "https://ja.wikipedia.org/wiki/梅雨", "license": "CC-BY-SA-4.0",
-     "osaid_class": "open", "redistribution": "text"},
+    {
+        "id": "ja-wiki-梅雨",
+        "text": TSUYU,
+        "url": "https://ja.wikipedia.org/wiki/梅雨",
+        "license": "CC-BY-SA-4.0",
+        "osaid_class": "open",
+        "redistribution": "text",
+    },
     {"id": 1716, "text": KYOHO, "url": None, "license": "CC-BY-SA-4.0"},
     {"text": OURYOKU},
 ]
@@ -93,27 +99,36 @@ def test_fsspec_url():
 
 def test_parquet_read_in_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(sources.local, "_PARQUET_BATCH_ROWS", 2)  # rows 0-1, then row 2
-    table = pa.table({
-        "id": ["ja-wiki-梅雨", "1716", None],
-        "text": [TSUYU, KYOHO, OURYOKU],
-        "url": ["https://ja.wikipedia.org/wiki/梅雨", None, None],
-        "license": ["CC-BY-SA-4.0", "CC-BY-SA-4.0", None],
-        "osaid_class": ["open", None, None],
-        "redistribution": ["text", None, None],
-        "views": [1, 2, 3],  # other columns are not read
-    })
+    table = pa.table(
+        {
+            "id": ["ja-wiki-梅雨", "1716", None],
+            "text": [TSUYU, KYOHO, OURYOKU],
+            "url": ["https://ja.wikipedia.org/wiki/梅雨", None, None],
+            "license": ["CC-BY-SA-4.0", "CC-BY-SA-4.0", None],
+            "osaid_class": ["open", None, None],
+            "redistribution": ["text", None, None],
+            "views": [1, 2, 3],  # other columns are not read
+        }
+    )
     path = tmp_path / "wiki.parquet"
     pq.write_table(table, path, row_group_size=2)
     docs = list(iter_local_documents(str(path)))
     _check_rows(docs, str(path), "wiki.parquet", [0, 1, 2])
-    assert [d.raw_sha256 for d in docs] == [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in (TSUYU, KYOHO, OURYOKU)]
+    assert [d.raw_sha256 for d in docs] == [
+        hashlib.sha256(t.encode("utf-8")).hexdigest() for t in (TSUYU, KYOHO, OURYOKU)
+    ]
 
 
 def test_parquet_integer_ids_and_large_strings(tmp_path):
-    table = pa.table({"id": pa.array([7, 8], pa.int64()), "text": pa.array([KYOHO, OURYOKU], pa.large_string())})
+    table = pa.table(
+        {"id": pa.array([7, 8], pa.int64()), "text": pa.array([KYOHO, OURYOKU], pa.large_string())}
+    )
     path = tmp_path / "ids.parquet"
     pq.write_table(table, path)
-    assert [(d.upstream_id, d.text) for d in iter_local_documents(str(path))] == [("7", KYOHO), ("8", OURYOKU)]
+    assert [(d.upstream_id, d.text) for d in iter_local_documents(str(path))] == [
+        ("7", KYOHO),
+        ("8", OURYOKU),
+    ]
 
 
 def _bad_parquet(path: Path, table: pa.Table) -> None:
@@ -122,41 +137,88 @@ def _bad_parquet(path: Path, table: pa.Table) -> None:
 
 # (file name, how to write it, expected message after "<path>: ")
 ERRORS = [
-    ("bad.jsonl", lambda p: p.write_bytes(_jsonl_lines(ROWS)[0] + '\n{"text": "梅雨",}\n'.encode()),
-     "line 2: invalid JSON: Expecting property name enclosed in double quotes at column 15"),
-    ("notext.jsonl", lambda p: p.write_text('{"id": "a", "body": "梅雨"}\n', encoding="utf-8"),
-     "line 1: no `text` field, expected a string"),
-    ("nulltext.jsonl", lambda p: p.write_text('\n{"text": null}\n', encoding="utf-8"),
-     "line 2: `text` is null, expected a string"),
-    ("inttext.jsonl", lambda p: p.write_text('{"text": 1716}\n', encoding="utf-8"),
-     "line 1: `text` is int, expected a string"),
-    ("list.jsonl", lambda p: p.write_text('["梅雨"]\n', encoding="utf-8"),
-     "line 1: expected a JSON object, got list"),
-    ("array.json", lambda p: p.write_text(json.dumps(ROWS, ensure_ascii=False, indent=1), encoding="utf-8"),
-     "line 1: invalid JSON: Expecting value at column 2 (one JSON object per line is expected, not an array)"),
-    ("badurl.jsonl", lambda p: p.write_text('{"text": "梅雨", "url": 3}\n', encoding="utf-8"),
-     "line 1: `url` is int, expected a string"),
-    ("badid.jsonl", lambda p: p.write_text('{"text": "梅雨", "id": ""}\n', encoding="utf-8"),
-     "line 1: `id` is '', expected a non-empty string or an integer"),
+    (
+        "bad.jsonl",
+        lambda p: p.write_bytes(_jsonl_lines(ROWS)[0] + '\n{"text": "梅雨",}\n'.encode()),
+        "line 2: invalid JSON: Expecting property name enclosed in double quotes at column 15",
+    ),
+    (
+        "notext.jsonl",
+        lambda p: p.write_text('{"id": "a", "body": "梅雨"}\n', encoding="utf-8"),
+        "line 1: no `text` field, expected a string",
+    ),
+    (
+        "nulltext.jsonl",
+        lambda p: p.write_text('\n{"text": null}\n', encoding="utf-8"),
+        "line 2: `text` is null, expected a string",
+    ),
+    (
+        "inttext.jsonl",
+        lambda p: p.write_text('{"text": 1716}\n', encoding="utf-8"),
+        "line 1: `text` is int, expected a string",
+    ),
+    (
+        "list.jsonl",
+        lambda p: p.write_text('["梅雨"]\n', encoding="utf-8"),
+        "line 1: expected a JSON object, got list",
+    ),
+    (
+        "array.json",
+        lambda p: p.write_text(json.dumps(ROWS, ensure_ascii=False, indent=1), encoding="utf-8"),
+        "line 1: invalid JSON: Expecting value at column 2 (one JSON object per line is expected, not an array)",
+    ),
+    (
+        "badurl.jsonl",
+        lambda p: p.write_text('{"text": "梅雨", "url": 3}\n', encoding="utf-8"),
+        "line 1: `url` is int, expected a string",
+    ),
+    (
+        "badid.jsonl",
+        lambda p: p.write_text('{"text": "梅雨", "id": ""}\n', encoding="utf-8"),
+        "line 1: `id` is '', expected a non-empty string or an integer",
+    ),
     # A user's file saved as Shift_JIS rather than UTF-8.
-    ("sjis.jsonl", lambda p: p.write_bytes('{"text": "梅雨は雨季の一種である。"}\n'.encode("shift_jis")),
-     "line 1: not UTF-8 (byte 10: invalid start byte)"),
-    ("cut.jsonl.gz", lambda p: p.write_bytes(gzip.compress(b"\n".join(_jsonl_lines(ROWS)))[:-30]),
-     "line 3: unreadable: Compressed file ended before the end-of-stream marker was reached"),
-    ("notgzip.jsonl.gz", lambda p: p.write_bytes(b"\n".join(_jsonl_lines(ROWS))),
-     "line 1: unreadable: Not a gzipped file"),
-    ("notext.parquet", lambda p: _bad_parquet(p, pa.table({"body": [TSUYU], "id": ["a"]})),
-     "no `text` column (columns: body, id)"),
-    ("inttext.parquet", lambda p: _bad_parquet(p, pa.table({"text": [1716]})),
-     "column `text` has type int64, expected a string type"),
-    ("nulltext.parquet", lambda p: _bad_parquet(p, pa.table({"text": [TSUYU, None]})),
-     "row 1: `text` is null, expected a string"),
-    ("garbage.parquet", lambda p: p.write_bytes(b"PAR1 but not really"),
-     "not a readable Parquet file"),
-    ("wiki.csv", lambda p: p.write_text("text\n梅雨\n", encoding="utf-8"),
-     "unknown file type, expected one of .jsonl, .jsonl.gz, .json, .parquet"),
-    ("crawl.warc.gz", lambda p: p.write_bytes(b""),
-     "unknown file type, expected one of .jsonl, .jsonl.gz, .json, .parquet (WARC files go through sources.warc)"),
+    (
+        "sjis.jsonl",
+        lambda p: p.write_bytes('{"text": "梅雨は雨季の一種である。"}\n'.encode("shift_jis")),
+        "line 1: not UTF-8 (byte 10: invalid start byte)",
+    ),
+    (
+        "cut.jsonl.gz",
+        lambda p: p.write_bytes(gzip.compress(b"\n".join(_jsonl_lines(ROWS)))[:-30]),
+        "line 3: unreadable: Compressed file ended before the end-of-stream marker was reached",
+    ),
+    (
+        "notgzip.jsonl.gz",
+        lambda p: p.write_bytes(b"\n".join(_jsonl_lines(ROWS))),
+        "line 1: unreadable: Not a gzipped file",
+    ),
+    (
+        "notext.parquet",
+        lambda p: _bad_parquet(p, pa.table({"body": [TSUYU], "id": ["a"]})),
+        "no `text` column (columns: body, id)",
+    ),
+    (
+        "inttext.parquet",
+        lambda p: _bad_parquet(p, pa.table({"text": [1716]})),
+        "column `text` has type int64, expected a string type",
+    ),
+    (
+        "nulltext.parquet",
+        lambda p: _bad_parquet(p, pa.table({"text": [TSUYU, None]})),
+        "row 1: `text` is null, expected a string",
+    ),
+    ("garbage.parquet", lambda p: p.write_bytes(b"PAR1 but not really"), "not a readable Parquet file"),
+    (
+        "wiki.csv",
+        lambda p: p.write_text("text\n梅雨\n", encoding="utf-8"),
+        "unknown file type, expected one of .jsonl, .jsonl.gz, .json, .parquet",
+    ),
+    (
+        "crawl.warc.gz",
+        lambda p: p.write_bytes(b""),
+        "unknown file type, expected one of .jsonl, .jsonl.gz, .json, .parquet (WARC files go through sources.warc)",
+    ),
 ]
 
 
@@ -187,7 +249,10 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize(
     "path, expected",
     [
-        ("crawl-data/CC-MAIN-2024-22/segments/1715971057216.39/warc/CC-MAIN-20240517233122-20240518023122-00000.warc.gz", True),
+        (
+            "crawl-data/CC-MAIN-2024-22/segments/1715971057216.39/warc/CC-MAIN-20240517233122-20240518023122-00000.warc.gz",
+            True,
+        ),
         ("/data/own/site.WARC", True),
         ("s3://bucket/x.warc.gz", True),
         ("/data/own/site.warc.wet.gz", False),

@@ -23,7 +23,12 @@ from sources.warc import WarcResponse, iter_warc_responses, read_warc_record_at
 DATA = Path(__file__).resolve().parents[1] / "data" / "sources"
 CC_WARC = DATA / "cc_whirlwind.warc.gz"
 # (record type, offset, length) of every gzip member, as published with the fixture.
-CC_MEMBERS = [("warcinfo", 0, 516), ("request", 516, 507), ("response", 1023, 17351), ("metadata", 18374, 483)]
+CC_MEMBERS = [
+    ("warcinfo", 0, 516),
+    ("request", 516, 507),
+    ("response", 1023, 17351),
+    ("metadata", 18374, 483),
+]
 
 
 def _cc_uncompressed() -> bytes:
@@ -173,26 +178,50 @@ def _cc_with_content_length(value: bytes) -> list[bytes]:
 
 
 DAMAGED = {
-    "cut inside the response": (lambda: CC_WARC.read_bytes()[:10000], ".warc.gz",
-                                "truncated record at byte 1023: Content-Length is 74581"),
-    "cut in the member trailer": (lambda: CC_WARC.read_bytes()[:18370], ".warc.gz",
-                                  "truncated gzip member at byte 1023"),
+    "cut inside the response": (
+        lambda: CC_WARC.read_bytes()[:10000],
+        ".warc.gz",
+        "truncated record at byte 1023: Content-Length is 74581",
+    ),
+    "cut in the member trailer": (
+        lambda: CC_WARC.read_bytes()[:18370],
+        ".warc.gz",
+        "truncated gzip member at byte 1023",
+    ),
     "cut by one byte": (lambda: CC_WARC.read_bytes()[:-1], ".warc.gz", "truncated gzip member at byte 18374"),
     "garbage": (lambda: bytes(range(256)) * 40, ".warc.gz", "not a WARC record at byte 0"),
-    "an HTML error page": (lambda: b"<html><body>404 Not Found</body></html>\n", ".warc",
-                           "not a WARC record at byte 0: Invalid WARC record, first line: <html>"),
+    "an HTML error page": (
+        lambda: b"<html><body>404 Not Found</body></html>\n",
+        ".warc",
+        "not a WARC record at byte 0: Invalid WARC record, first line: <html>",
+    ),
     "empty": (lambda: b"", ".warc.gz", "no WARC records (empty input)"),
-    "garbage after a good record": (lambda: CC_WARC.read_bytes()[:1023] + b"\x00junk\r\n" * 9, ".warc.gz",
-                                    "not a WARC record at byte 1023"),
+    "garbage after a good record": (
+        lambda: CC_WARC.read_bytes()[:1023] + b"\x00junk\r\n" * 9,
+        ".warc.gz",
+        "not a WARC record at byte 1023",
+    ),
     "whole-file gzip": (lambda: gzip.compress(_cc_uncompressed()), ".warc.gz", "gzipped as a whole"),
-    "Content-Length too small": (lambda: b"".join(_cc_with_content_length(b"74500")), ".warc",
-                                 "record at byte 1551: Content-Length 74500 does not match the record"),
-    "Content-Length too small, gzip": (lambda: _gzip_per_record(_cc_with_content_length(b"74500")), ".warc.gz",
-                                       "record at byte 1023: Content-Length 74500 does not match the record"),
-    "Content-Length too large, gzip": (lambda: _gzip_per_record(_cc_with_content_length(b"80000")), ".warc.gz",
-                                       "truncated record at byte 1023: Content-Length is 80000"),
-    "Content-Length not a number": (lambda: b"".join(_cc_with_content_length(b"74_581")), ".warc",
-                                    "record at byte 1551 has a bad Content-Length: '74_581'"),
+    "Content-Length too small": (
+        lambda: b"".join(_cc_with_content_length(b"74500")),
+        ".warc",
+        "record at byte 1551: Content-Length 74500 does not match the record",
+    ),
+    "Content-Length too small, gzip": (
+        lambda: _gzip_per_record(_cc_with_content_length(b"74500")),
+        ".warc.gz",
+        "record at byte 1023: Content-Length 74500 does not match the record",
+    ),
+    "Content-Length too large, gzip": (
+        lambda: _gzip_per_record(_cc_with_content_length(b"80000")),
+        ".warc.gz",
+        "truncated record at byte 1023: Content-Length is 80000",
+    ),
+    "Content-Length not a number": (
+        lambda: b"".join(_cc_with_content_length(b"74_581")),
+        ".warc",
+        "record at byte 1551 has a bad Content-Length: '74_581'",
+    ),
 }
 
 
@@ -238,7 +267,10 @@ def _japanese_warc(compress: bool) -> bytes:
     writer = WARCWriter(out, gzip=compress)
 
     def ids(n: int) -> dict[str, str]:
-        return {"WARC-Date": "2005-10-03T05:40:00Z", "WARC-Record-ID": f"<urn:uuid:00000000-0000-4000-8000-00000000000{n}>"}
+        return {
+            "WARC-Date": "2005-10-03T05:40:00Z",
+            "WARC-Record-ID": f"<urn:uuid:00000000-0000-4000-8000-00000000000{n}>",
+        }
 
     warcinfo = writer.create_warcinfo_record("ja.warc", {"isPartOf": "JA-TEST-2005-40", "software": "warcio"})
     writer.write_record(warcinfo)
@@ -247,7 +279,9 @@ def _japanese_warc(compress: bool) -> bytes:
         [("Host", "www.ooganemochi.com"), ("User-Agent", "CCBot/2.0 (https://commoncrawl.org/faq/)")],
         is_http_request=True,
     )
-    writer.write_record(writer.create_warc_record(FEED_URL, "request", http_headers=request, warc_headers_dict=ids(1)))
+    writer.write_record(
+        writer.create_warc_record(FEED_URL, "request", http_headers=request, warc_headers_dict=ids(1))
+    )
     plain = StatusAndHeaders(
         "200 OK",
         [
@@ -259,8 +293,11 @@ def _japanese_warc(compress: bool) -> bytes:
         ],
         protocol="HTTP/1.1",
     )
-    writer.write_record(writer.create_warc_record(
-        FEED_URL, "response", payload=io.BytesIO(SJIS_FEED), http_headers=plain, warc_headers_dict=ids(2)))
+    writer.write_record(
+        writer.create_warc_record(
+            FEED_URL, "response", payload=io.BytesIO(SJIS_FEED), http_headers=plain, warc_headers_dict=ids(2)
+        )
+    )
     encoded = _chunked(gzip.compress(SJIS_FEED, mtime=0))
     compressed = StatusAndHeaders(
         "200 OK",
@@ -271,14 +308,33 @@ def _japanese_warc(compress: bool) -> bytes:
         ],
         protocol="HTTP/1.1",
     )
-    writer.write_record(writer.create_warc_record(
-        FEED_URL + "?gz", "response", payload=io.BytesIO(encoded), http_headers=compressed, warc_headers_dict=ids(3)))
-    writer.write_record(writer.create_warc_record(
-        "dns:www.ooganemochi.com", "response", payload=io.BytesIO(b"20051003054000\nwww.ooganemochi.com. 3600 IN A 192.0.2.1\n"),
-        warc_content_type="text/dns", warc_headers_dict=ids(4)))
-    writer.write_record(writer.create_warc_record(
-        FEED_URL, "metadata", payload=io.BytesIO(b"charset-detected: Shift_JIS\r\n"),
-        warc_content_type="application/warc-fields", warc_headers_dict=ids(5)))
+    writer.write_record(
+        writer.create_warc_record(
+            FEED_URL + "?gz",
+            "response",
+            payload=io.BytesIO(encoded),
+            http_headers=compressed,
+            warc_headers_dict=ids(3),
+        )
+    )
+    writer.write_record(
+        writer.create_warc_record(
+            "dns:www.ooganemochi.com",
+            "response",
+            payload=io.BytesIO(b"20051003054000\nwww.ooganemochi.com. 3600 IN A 192.0.2.1\n"),
+            warc_content_type="text/dns",
+            warc_headers_dict=ids(4),
+        )
+    )
+    writer.write_record(
+        writer.create_warc_record(
+            FEED_URL,
+            "metadata",
+            payload=io.BytesIO(b"charset-detected: Shift_JIS\r\n"),
+            warc_content_type="application/warc-fields",
+            warc_headers_dict=ids(5),
+        )
+    )
     return out.getvalue()
 
 
@@ -298,7 +354,9 @@ def test_japanese_warc_round_trip(compress, tmp_path):
         assert response.content_type == "application/atom+xml; charset=Shift_JIS"
         assert response.digest_verified is True
         assert "<title>ブログで大金持ち</title>" in response.payload.decode("shift_jis")
-        assert read_warc_record_at(path, response.offset, response.length) == dataclasses.replace(response, crawl=None)
+        assert read_warc_record_at(path, response.offset, response.length) == dataclasses.replace(
+            response, crawl=None
+        )
     assert responses[0].http_headers == (
         ("Date", "Mon, 03 Oct 2005 05:40:00 GMT"),
         ("Server", "Apache/1.3.33 (Unix)"),
