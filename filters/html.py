@@ -6,8 +6,9 @@ wins, then the HTTP ``Content-Type`` charset, then a ``<meta>`` declaration; lab
 the way the WHATWG Encoding Standard maps them (Shift_JIS is really Windows-31J, latin1 is
 really windows-1252). Without a declaration we sniff only among UTF-8, cp932 and EUC-JP.
 
-Extraction is trafilatura with the parameters in ``TRAFILATURA_PARAMS``; a manifest records them
-with ``EXTRACTOR_ID``.
+``is_undecodable`` (and ``undecodable_reason``) say when the decoded text is not worth extracting
+(replacement and control characters, or mojibake). Extraction is trafilatura with one of ``TRAFILATURA_PRESETS`` (the default,
+``TRAFILATURA_PARAMS``, is ``"jcorpus"``); a manifest records the parameters with ``EXTRACTOR_ID``.
 """
 
 from __future__ import annotations
@@ -218,8 +219,79 @@ def decode_html(body: bytes, content_type_header: str | None) -> DecodedHtml:
     return DecodedHtml(text, "utf-8", label, source, text.count(_REPLACEMENT))
 
 
+# --- text not worth extracting --------------------------------------------------------------
+# C0 controls other than tab, LF, FF and CR. Binary bytes decode "cleanly" into them under any
+# single-byte label: the real WARC.gz in warc_non_japanese_control read as windows-1251 has 0.4 %
+# U+FFFD but 11 % controls. ISO-2022-JP read by another codec keeps its ESC bytes (4 % of _ude_1).
+# No correctly decoded page of charset_feeds, postlight, Aozora or that WARC has a single one.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_KANA = re.compile("[\u3041-\u3096\u30a1-\u30fa]")
+# What windows-1252 (every latin1/ascii label) makes of the bytes 0x80-0xFF.
+_LATIN_HIGH = re.escape(bytes(range(0x80, 0x100)).decode("cp1252", errors="ignore"))
+_LATIN_HIGH_CHAR = re.compile(f"[{_LATIN_HIGH}]")
+_LATIN_HIGH_RUN = re.compile(f"[{_LATIN_HIGH}]{{3,}}")
+_SINGLE_BYTE_CODECS = frozenset(
+    c for c in _LABEL_TO_CODEC.values() if c.startswith(("cp125", "iso8859", "koi8"))
+)
+_MIN_MOJIBAKE_CHARS = 20
+# Share of Latin-1 characters in runs of three or more: at most 0.7 % (Icelandic) in justext's
+# stop-word lists of the 44 languages windows-1252 can encode (Finnish "ää" is a pair, not a run);
+# at least 29.9 % in every Shift_JIS, CP932 and EUC-JP feed of charset_feeds read as windows-1252.
+_MIN_LATIN_RUN_SHARE = 0.2
+
+
+def is_undecodable(decoded: DecodedHtml, max_replacement_fraction: float = 0.01) -> bool:
+    """True if the decoded page is binary or mojibake rather than text: reject it as ``charset``.
+
+    >>> euc_jp = "<p>吾輩は猫である。名前はまだ無い。</p>".encode("euc_jp")
+    >>> is_undecodable(decode_html(euc_jp, None))
+    False
+    >>> is_undecodable(decode_html(euc_jp, "text/html; charset=latin1"))
+    True
+    """
+    return undecodable_reason(decoded, max_replacement_fraction) is not None
+
+
+def undecodable_reason(decoded: DecodedHtml, max_replacement_fraction: float = 0.01) -> str | None:
+    """Which rule finds the page undecodable, for the manifest; None if it is text.
+
+    Three rules, each from the wrong decodings of the real feeds in charset_feeds:
+    1. U+FFFD plus C0 control characters exceed ``max_replacement_fraction`` of the text
+       (markup included): ``"replacement_chars"`` or ``"control_chars"``, whichever are more.
+    2. ``"half_width_katakana"``: at least 20, and more than hiragana and katakana together.
+       EUC-JP read as Shift_JIS turns each kana and kanji into pairs of them (manana.moo.jp:
+       1,093, no kana, but only 0.8 % U+FFFD); real pages use them as an accent (chuo-u: 60
+       beside 240 kana).
+    3. ``"latin1_runs"``: a single-byte codec (a Latin-1 label) made at least 20 Latin-1
+       characters in runs of three or more, over a fifth of all of them. Japanese bytes turn
+       into such runs (EUC-JP as latin1: 0 % U+FFFD); accented letters in European text stand
+       alone.
+    Japanese bytes under a Cyrillic or Chinese label decode into plausible Cyrillic or hanzi;
+    language ID rejects those, not this function.
+
+    >>> undecodable_reason(decode_html("<p>吾輩は猫である。</p>".encode("euc_jp"), "text/html; charset=utf-8"))
+    'replacement_chars'
+    """
+    text = decoded.text
+    if not text:
+        return None
+    controls = len(_CONTROL.findall(text))
+    if decoded.errors + controls > max_replacement_fraction * len(text):
+        return "replacement_chars" if decoded.errors >= controls else "control_chars"
+    half_width = len(_HALF_WIDTH_KATAKANA.findall(text))
+    if half_width >= _MIN_MOJIBAKE_CHARS and half_width > len(_KANA.findall(text)):
+        return "half_width_katakana"
+    if decoded.charset in _SINGLE_BYTE_CODECS:
+        # A run of one repeated character (a row of em dashes) is decoration, not mojibake.
+        in_runs = sum(len(run) for run in _LATIN_HIGH_RUN.findall(text) if len(set(run)) > 1)
+        latin_high = len(_LATIN_HIGH_CHAR.findall(text))
+        if in_runs >= _MIN_MOJIBAKE_CHARS and in_runs > _MIN_LATIN_RUN_SHARE * latin_high:
+            return "latin1_runs"
+    return None
+
+
 # --- main text -------------------------------------------------------------------------------
-# Chosen on the 29 pages of html_pages_postlight (tests/filters/test_html_extract.py measures):
+# "jcorpus", chosen on the 29 pages of html_pages_postlight (test_html_extract.py measures):
 # include_tables=True keeps jvndb's CVSS table (24 pages hit vs 23 without tables);
 # favor_recall (23) lost rbbtoday's article to a link list; favor_precision (23) cut rbbtoday
 # to 100 characters. fast=True gave the same hits in half the time here, but we keep
@@ -239,6 +311,25 @@ TRAFILATURA_PARAMS: dict[str, object] = {
     "fast": False,
 }
 
+# Every preset spells out all the keys above, so a manifest shows the whole setting; keys a
+# source left unset carry trafilatura 2.3.1's defaults. Gold hits on the 29 postlight pages
+# (test_html_extract.py): jcorpus 25, swallow 24, fineweb2 23.
+TRAFILATURA_PRESETS: dict[str, dict[str, object]] = {
+    "jcorpus": TRAFILATURA_PARAMS,
+    # Swallow corpus v1, swallow-llm/swallow-corpus @ 2d035073 warc2raw.py:
+    # trafilatura.extract(html, include_comments=False, include_tables=False)
+    # (docs/research/mission_anchors.md §3.2; sources_and_law.md §4.6).
+    "swallow": {**TRAFILATURA_PARAMS, "include_tables": False},
+    # FineWeb-2, huggingface/fineweb-2 fineweb-2-pipeline.py: datatrove's
+    # Trafilatura(favour_precision=True), which calls extract(text, favor_precision=True,
+    # include_comments=False, deduplicate=True) (datatrove 0.10.1 pipeline/extractors/
+    # trafilatura.py; mission_anchors.md §1a). It passes no timeout, so datatrove's default
+    # applies, and that is not a trafilatura option: 1 s in 0.10.1, 0.1 s in earlier releases
+    # (huggingface/datatrove @ f4233219 extractors/base.py). deduplicate=True keeps an LRU cache
+    # of text segments across calls: a page's text depends on what the process extracted before.
+    "fineweb2": {**TRAFILATURA_PARAMS, "favor_precision": True, "deduplicate": True},
+}
+
 
 def _trafilatura_version() -> str:
     # The distribution's metadata, not trafilatura.__version__: importing trafilatura costs
@@ -254,8 +345,13 @@ def _trafilatura_version() -> str:
 EXTRACTOR_ID = f"trafilatura-{_trafilatura_version()}"
 
 
-def extract_main_text(html: str, url: str | None = None) -> str | None:
-    """Main text of a page with trafilatura (``TRAFILATURA_PARAMS``); None if nothing was found.
+def extract_main_text(
+    html: str, url: str | None = None, params: dict[str, object] | None = None
+) -> str | None:
+    """Main text of a page with trafilatura; None if nothing was found.
+
+    ``params`` are trafilatura.extract keywords, normally one of ``TRAFILATURA_PRESETS``; the
+    default is ``TRAFILATURA_PARAMS``.
 
     >>> page = ("<html><body><nav>ホーム</nav><article><h1>梅雨</h1><p>梅雨（つゆ、ばいう）は、"
     ...         "北海道と小笠原諸島を除く日本、朝鮮半島南部、中国の南部から長江流域にかけての"
@@ -270,5 +366,5 @@ def extract_main_text(html: str, url: str | None = None) -> str | None:
         import trafilatura
     except ImportError as exc:
         raise ImportError("extraction needs trafilatura: pip install 'trafilatura>=2.3'") from exc
-    text = trafilatura.extract(html, url=url, **TRAFILATURA_PARAMS)
+    text = trafilatura.extract(html, url=url, **(TRAFILATURA_PARAMS if params is None else params))
     return text or None

@@ -21,7 +21,7 @@ from manifests.layout import (
     manifest_path,
     rejected_path,
 )
-from manifests.schema import REQUIRED_COLUMNS
+from manifests.schema import REQUIRED_COLUMNS, RETRIEVAL_COLUMNS
 
 FIRST_STAGE, FINAL_STAGE = STAGE_ORDER[0], STAGE_ORDER[-1]
 MAX_LISTED = 1000  # violations listed in a report; all are counted
@@ -65,13 +65,14 @@ def _read_rejected_ids(path: str) -> dict[str, str]:
 
 
 def _check_required(report: AuditReport, table, path: str) -> None:
-    for column in REQUIRED_COLUMNS:
+    ids = table.column("doc_id").to_pylist()
+    not_fetched = [(r or "").startswith("fetch:") for r in table.column("exclusion_reason").to_pylist()]
+    for column in REQUIRED_COLUMNS + RETRIEVAL_COLUMNS:
         values = table.column(column)
         if values.null_count == 0:
             continue
-        ids = table.column("doc_id").to_pylist()
         for row, value in enumerate(values.to_pylist()):
-            if value is None:
+            if value is None and not (column in RETRIEVAL_COLUMNS and not_fetched[row]):
                 report.add(
                     Violation("completeness", f"required column '{column}' is empty", ids[row], path, row)
                 )

@@ -63,11 +63,10 @@ _FIELDS = [
 MANIFEST_SCHEMA = pa.schema(_FIELDS, metadata={VERSION_METADATA_KEY: MANIFEST_VERSION.encode()})
 COLUMNS = tuple(MANIFEST_SCHEMA.names)
 # Columns that must be non-null in every row; the audit checks them.
-REQUIRED_COLUMNS = tuple(f.name for f in _FIELDS if not f.nullable) + (
-    "source_uri",
-    "retrieved_at",
-    "raw_sha256",
-)
+REQUIRED_COLUMNS = tuple(f.name for f in _FIELDS if not f.nullable) + ("source_uri",)
+# Columns that describe retrieved bytes: required unless the document could not be fetched at all
+# (then its row says `fetch:<reason>` and the locator says what was asked for).
+RETRIEVAL_COLUMNS = ("retrieved_at", "raw_sha256")
 
 
 def doc_id(source: str, upstream_id: str) -> str:

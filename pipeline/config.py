@@ -23,7 +23,14 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.y
 
 # Keys that hold paths. In a config file they are relative to the file's directory; on the
 # command line (`--set`) relative to the working directory, rewritten relative to the file's.
-PATH_KEYS = ("sources.commoncrawl.warc_urls", "sources.local.paths", "tokenize.tokenizer_path")
+PATH_KEYS = (
+    "sources.commoncrawl.warc_urls",
+    "sources.commoncrawl.columnar_index.paths",
+    "sources.local.paths",
+    "optout.blocklist_path",
+    "optout.takedown_path",
+    "tokenize.tokenizer_path",
+)
 
 
 class ConfigError(Exception):
@@ -41,12 +48,60 @@ class RightsConfig:
 
 
 @dataclass
+class HttpConfig:
+    """Politeness and retries for every HTTP client of a source."""
+
+    timeout_seconds: float = 60.0
+    # Requests in flight at once, and at most this many to any one host.
+    concurrency: int = 8
+    max_connections_per_host: int = 4
+    # Retries on 429, 5xx (Common Crawl answers 503 SlowDown), timeouts and resets, with
+    # exponential backoff and full jitter; Retry-After is honoured up to the maximum.
+    max_attempts: int = 5
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+
+
+@dataclass
+class CdxQueryConfig:
+    """Records chosen through a CDX index server (pywb API); polite use only, see README."""
+
+    index_url: str = "https://index.commoncrawl.org"
+    crawls: list[str] = field(default_factory=list)
+    # URL patterns as the CDX API takes them: `example.jp/*`, `*.go.jp`.
+    url_patterns: list[str] = field(default_factory=list)
+    match_type: str | None = None
+    # CDX filters, e.g. `=status:200`, `languages:jpn`, `mime-detected:text/html`.
+    filters: list[str] = field(default_factory=list)
+    limit: int | None = None
+
+
+@dataclass
+class ColumnarIndexConfig:
+    """Records chosen from the columnar URL index (Parquet), read with filter push-down."""
+
+    # Parquet files or hive-partitioned directories, local or fsspec URLs.
+    paths: list[str] = field(default_factory=list)
+    crawls: list[str] = field(default_factory=list)
+    languages_contain: str | None = "jpn"
+    primary_language_only: bool = False
+    fetch_status: int | None = 200
+    mime_types: list[str] = field(default_factory=lambda: ["text/html", "application/xhtml+xml"])
+    url_host_tlds: list[str] = field(default_factory=list)
+    limit: int | None = None
+
+
+@dataclass
 class CommonCrawlConfig(RightsConfig):
     enabled: bool = False
-    # WARC files as local paths, HTTP(S) URLs or fsspec URLs.
+    # (a) WARC files as local paths, HTTP(S) URLs or fsspec URLs, streamed whole.
     warc_urls: list[str] = field(default_factory=list)
+    # (b) and (c): records chosen through an index and fetched by byte range from data_url.
+    cdx: CdxQueryConfig = field(default_factory=CdxQueryConfig)
+    columnar_index: ColumnarIndexConfig = field(default_factory=ColumnarIndexConfig)
     data_url: str = "https://data.commoncrawl.org/"
-    timeout_seconds: float = 60.0
+    records_per_shard: int = 1000
+    http: HttpConfig = field(default_factory=HttpConfig)
 
 
 @dataclass
@@ -69,6 +124,32 @@ class ExtractConfig:
     html_mime_types: list[str] = field(default_factory=lambda: ["text/html", "application/xhtml+xml"])
     # Records whose HTTP status is not 200 carry no document.
     require_http_200: bool = True
+    # Swallow-style cheap test before extraction: <html lang="ja"> or a Japanese <title>.
+    preselect_japanese: bool = True
+    min_title_japanese_fraction: float = 0.5
+    # trafilatura settings (filters/html.py TRAFILATURA_PRESETS) and its per-page time limit.
+    trafilatura_preset: str = "jcorpus"
+    timeout_seconds: float = 5.0
+    # A page whose decoded text has more U+FFFD than this fraction is rejected with reason `charset`.
+    max_replacement_fraction: float = 0.01
+
+
+@dataclass
+class OptOutConfig:
+    """Which opt-out signals exclude a document; every signal is recorded either way."""
+
+    reject_tdm_reservation: bool = True
+    reject_noai: bool = True
+    # Files of domains, URLs or sha256:<hex> of either, one a line.
+    blocklist_path: str | None = None
+    takedown_path: str | None = None
+
+
+@dataclass
+class RightsNoticeConfig:
+    """Rights notices found in pages (filters/rights.py); listed kinds exclude the document."""
+
+    exclude_kinds: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +197,8 @@ class RuntimeConfig:
 class Config:
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    optout: OptOutConfig = field(default_factory=OptOutConfig)
+    rights: RightsNoticeConfig = field(default_factory=RightsNoticeConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
@@ -279,6 +362,23 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"sources.{name}.osaid_class: must be one of {', '.join(OSAID_CLASSES)}")
         if src.redistribution not in REDISTRIBUTION:
             raise ConfigError(f"sources.{name}.redistribution: must be one of {', '.join(REDISTRIBUTION)}")
+    cc = config.sources.commoncrawl
+    if cc.cdx.url_patterns and not cc.cdx.crawls:
+        raise ConfigError("sources.commoncrawl.cdx.crawls: name the crawls to query (e.g. [CC-MAIN-2024-22])")
+    for key, value in (
+        ("sources.commoncrawl.records_per_shard", cc.records_per_shard),
+        ("sources.commoncrawl.http.concurrency", cc.http.concurrency),
+        ("sources.commoncrawl.http.max_connections_per_host", cc.http.max_connections_per_host),
+        ("sources.commoncrawl.http.max_attempts", cc.http.max_attempts),
+    ):
+        if value < 1:
+            raise ConfigError(f"{key}: must be at least 1")
+    for key, seconds in (
+        ("extract.timeout_seconds", config.extract.timeout_seconds),
+        ("sources.commoncrawl.http.timeout_seconds", cc.http.timeout_seconds),
+    ):
+        if seconds <= 0:
+            raise ConfigError(f"{key}: must be positive")
     if config.dedup.keep != "first":
         raise ConfigError("dedup.keep: only 'first' is implemented")
     if config.dedup.num_partitions < 1:

@@ -71,6 +71,10 @@ class RayRuntime:
                     raise result
                 yield by_index[index], result
         finally:
+            try:
+                ray.get([actor.teardown.remote() for actor in actors], timeout=30)
+            except ray.exceptions.RayError:
+                pass  # a dead worker has nothing left to release
             for actor in actors:
                 ray.kill(actor)
 
@@ -93,6 +97,10 @@ class _StageWorker:
 
         self.stage = STAGES[stage_name](ctx)
         self.ready = False
+
+    def teardown(self) -> None:
+        if self.ready:
+            self.stage.teardown()
 
     def run(self, shard: ShardSpec) -> tuple[int, ShardStats | ShardFailed | None]:
         from pipeline.shards import run_shard

@@ -74,6 +74,9 @@ class Stage:
     def setup(self) -> None:
         """Load expensive resources (models, tokenizers); called once per worker process."""
 
+    def teardown(self) -> None:
+        """Release what setup acquired (child processes); called when the worker is done."""
+
     def plan(self) -> list[ShardSpec]:
         """The shards of this stage, in a deterministic order (driver side)."""
         from pipeline.shards import input_shards

@@ -96,6 +96,17 @@ def read_warc_record_at(uri: str, offset: int, length: int, *, timeout: float = 
     if offset < 0 or length <= 0:
         raise ValueError(f"need offset >= 0 and length > 0, got offset={offset} length={length}")
     data = _read_range(uri, offset, length, timeout)
+    return parse_record_bytes(uri, data, offset)
+
+
+def parse_record_bytes(uri: str, data: bytes, offset: int) -> WarcResponse | None:
+    """Parse ``data``, the bytes of exactly one WARC record found at ``offset`` of ``uri``.
+
+    The bytes however obtained (a range request, a seek) get the same checks as a whole file:
+    more or less than one record, or a damaged one, raises :class:`SourceError`. Returns None when
+    the record is not an HTTP response; ``length`` is ``len(data)`` and ``crawl`` is None.
+    """
+    length = len(data)
     records = _iter_checked_records(io.BytesIO(data), uri, base_offset=offset)
     first = next(records, None)
     if first is None:

@@ -82,9 +82,9 @@ def test_the_planted_rejections_happen_for_the_right_reasons(run_dir):
     fetch_manifest = pl.read_parquet(run_dir / "fetch" / "part-00002.manifest.parquet")
     copies = fetch_manifest.filter(pl.col("locator").str.contains("#copy"))["doc_id"].to_list()
     assert sorted(dups["doc_id"].to_list()) == sorted(copies)
-    # The real Common Crawl record is an Aragonese Wikipedia page: not Japanese.
-    cc = rejected["clean"].filter(pl.col("source") == "commoncrawl")
-    assert cc["reason"].to_list() == ["language_score_below_min"]
+    # The real Common Crawl record is an Aragonese Wikipedia page: not Japanese, caught before extraction.
+    cc = rejected["extract"].filter(pl.col("source") == "commoncrawl")
+    assert cc["reason"].to_list() == ["not_japanese_preselect"]
 
 
 def test_tokenized_shards_load_with_datasets_and_match_the_manifests(run_dir):

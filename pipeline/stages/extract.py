@@ -1,6 +1,18 @@
-"""extract: HTML responses to main text with trafilatura, decoded by the charset the page declares."""
+"""extract: HTML responses to main text, after recording every opt-out and rights signal.
+
+For each HTML response: decode by the declared charset (reject `charset` if it does not decode),
+measure the signals on the whole page before boilerplate removal (TDMRep, noai, block and
+takedown lists, rights notices, Swallow-style Japanese pre-selection), apply the configured
+policy, then run trafilatura in a guarded child process with a time limit. Documents that arrive
+as text (local files) are checked against the block and takedown lists by URL and pass through.
+"""
 
 from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
 
 from manifests.schema import sha256_hex
 from pipeline.stage import (
@@ -15,6 +27,7 @@ from pipeline.stage import (
 )
 
 OUTPUT_COLUMNS = ["doc_id", "source", "url", "text"]
+EXTRACTION_FAILURES = {"timeout": "extraction_timeout", "crashed": "extraction_failed", "error": "extraction_failed"}
 
 
 def mime_type(content_type: str | None) -> str:
@@ -25,65 +38,135 @@ class ExtractStage(Stage):
     name = "extract"
     input_stage = "fetch"
 
-    def process(self, shard: ShardSpec) -> ShardResult:
-        from filters.html import EXTRACTOR_ID, TRAFILATURA_PARAMS, decode_html, extract_main_text
+    def setup(self) -> None:
+        from filters.extract_guard import GuardedExtractor
+        from filters.html import TRAFILATURA_PRESETS
+        from filters.optout import UrlList
 
         cfg = self.config.extract
+        self.params = TRAFILATURA_PRESETS[cfg.trafilatura_preset]
+        self.extractor = GuardedExtractor(timeout_seconds=cfg.timeout_seconds, params=self.params)
+        self.extractor.__enter__()
+        optout = self.config.optout
+        self.blocklist = self.takedowns = None
+        if optout.blocklist_path:
+            self.blocklist = UrlList.from_file(self.config.resolve_path(optout.blocklist_path))
+        if optout.takedown_path:
+            self.takedowns = UrlList.from_file(self.config.resolve_path(optout.takedown_path))
+
+    def teardown(self) -> None:
+        self.extractor.__exit__(None, None, None)
+
+    def process(self, shard: ShardSpec) -> ShardResult:
         table, rows = read_input(shard)
-        payloads = table.column("payload").to_pylist()
-        texts = table.column("text").to_pylist()
-        statuses = table.column("http_status").to_pylist()
-        content_types = table.column("content_type").to_pylist()
-        urls = table.column("url").to_pylist()
-
-        out_texts: list[str | None] = []
+        columns = {name: table.column(name).to_pylist() for name in table.column_names}
+        texts: list[str | None] = []
         updates: list[RowUpdate] = []
-        for payload, text, status, ctype, url in zip(payloads, texts, statuses, content_types, urls):
+        for i in range(table.num_rows):
             update = RowUpdate()
+            doc = {name: values[i] for name, values in columns.items()}
+            if doc["text"] is not None:
+                text = self._document(doc, update)
+            else:
+                text = self._html(doc, update)
+            texts.append(text if update.reason is None else None)
             updates.append(update)
-            if text is not None:  # arrived as text (local documents): nothing to extract
-                out_texts.append(text)
-                continue
-            out_texts.append(None)
-            if cfg.require_http_200:
-                update.decisions.append(decision(self.name, "http_status_200", status, status == 200))
-                if status != 200:
-                    update.reason, update.detail = "http_status_not_200", f"HTTP {status}"
-                    continue
-            mime = mime_type(ctype)
-            is_html = mime in cfg.html_mime_types
-            update.decisions.append(decision(self.name, "html_mime_type", None, is_html))
-            if not is_html:
-                update.reason, update.detail = "not_html", mime or "no Content-Type"
-                continue
-            decoded = decode_html(payload, ctype)
-            update.transforms.append(
-                transform(
-                    self.name,
-                    "filters.html.decode_html",
-                    decoded.charset,
-                    {"declared": decoded.declared, "declared_in": decoded.source},
-                )
-            )
-            update.decisions.append(decision(self.name, "decode_replacement_chars", decoded.errors, True))
-            extracted = extract_main_text(decoded.text, url)
-            update.transforms.append(transform(self.name, "trafilatura", EXTRACTOR_ID, TRAFILATURA_PARAMS))
-            update.decisions.append(
-                decision(self.name, "extracted_chars", len(extracted or ""), bool(extracted))
-            )
-            if not extracted:
-                update.reason, update.detail = "no_text_extracted", None
-                continue
-            out_texts[-1] = extracted
-
-        import pyarrow as pa
-
-        table = table.set_column(
-            table.schema.get_field_index("text"), "text", pa.array(out_texts, pa.string())
-        )
+        table = table.set_column(table.schema.get_field_index("text"), "text", pa.array(texts, pa.string()))
         table = table.select(OUTPUT_COLUMNS)
-        result = split_documents(
-            self.name, table, rows, updates, [sha256_hex(t) if t else None for t in out_texts]
-        )
-        result.bytes_in = sum(len(p or b"") for p in payloads)
+        result = split_documents(self.name, table, rows, updates, [sha256_hex(t) if t else None for t in texts])
+        result.bytes_in = sum(len(p or b"") for p in columns["payload"])
         return result
+
+    def _optout(self, url: str | None, headers: list, html: str | None, update: RowUpdate) -> dict[str, Any]:
+        """Record every signal in the manifest; return the verdict for the policy."""
+        from filters.optout import check_optout
+
+        result = check_optout(url or "", headers, html, blocklist=self.blocklist, takedowns=self.takedowns)
+        policy = self.config.optout
+        rejecting = {
+            "tdm_reservation": policy.reject_tdm_reservation,
+            "noai": policy.reject_noai,
+            "blocklist": True,
+            "takedown": True,
+        }
+        verdict = {
+            "signals": result.signals,
+            "reserved_by": result.reserved_by,
+            "verdict": "reserved" if result.reserved_by else "allowed",
+        }
+        update.decisions.append(decision(self.name, "optout", None, not rejecting.get(result.reserved_by, False)))
+        if result.reserved_by and rejecting.get(result.reserved_by, False):
+            update.reason, update.detail = f"optout_{result.reserved_by}", json.dumps(result.signals)[:500]
+        return verdict
+
+    def _document(self, doc: dict[str, Any], update: RowUpdate) -> str:
+        verdict = self._optout(doc["url"], [], None, update)
+        update.fields["optout"] = json.dumps(verdict, ensure_ascii=False, sort_keys=True)
+        return doc["text"]
+
+    def _html(self, doc: dict[str, Any], update: RowUpdate) -> str | None:
+        from filters.html import EXTRACTOR_ID, decode_html, undecodable_reason
+        from filters.preselect import japanese_preselect
+        from filters.rights import detect_rights_notices
+
+        cfg = self.config.extract
+        status = doc["http_status"]
+        if cfg.require_http_200:
+            update.decisions.append(decision(self.name, "http_status_200", status, status == 200))
+            if status != 200:
+                update.reason, update.detail = "http_status_not_200", f"HTTP {status}"
+                return None
+        mime = mime_type(doc["content_type"])
+        is_html = mime in cfg.html_mime_types
+        update.decisions.append(decision(self.name, "html_mime_type", None, is_html))
+        if not is_html:
+            update.reason, update.detail = "not_html", mime or "no Content-Type"
+            return None
+
+        decoded = decode_html(doc["payload"], doc["content_type"])
+        update.transforms.append(
+            transform(
+                self.name, "filters.html.decode_html", decoded.charset,
+                {"declared": decoded.declared, "declared_in": decoded.source},
+            )
+        )
+        undecodable = undecodable_reason(decoded, cfg.max_replacement_fraction)
+        update.decisions.append(decision(self.name, "decoded_cleanly", decoded.errors, not undecodable))
+        headers = json.loads(doc["http_headers"] or "[]")
+        html = None if undecodable else decoded.text
+        verdict = self._optout(doc["url"], headers, html, update)
+        notices = detect_rights_notices(html) if html else []
+        verdict["rights_notices"] = notices
+        update.fields["optout"] = json.dumps(verdict, ensure_ascii=False, sort_keys=True)
+        excluded = sorted({n["kind"] for n in notices} & set(self.config.rights.exclude_kinds))
+        update.decisions.append(decision(self.name, "rights_notices", len(notices), not excluded))
+        passed, signal, detail = japanese_preselect(html or "", min_title_japanese_fraction=cfg.min_title_japanese_fraction)
+        update.decisions.append(decision(self.name, f"japanese_preselect:{signal}", None, passed))
+
+        # Every signal is recorded above; the policy decides in this order.
+        if undecodable:
+            update.reason = "charset"
+            update.detail = f"{undecodable} decoding as {decoded.charset} ({decoded.errors} U+FFFD)"
+            return None
+        if update.reason is not None:  # an opt-out
+            return None
+        if excluded:
+            update.reason, update.detail = f"rights_{excluded[0]}", json.dumps(notices, ensure_ascii=False)[:500]
+            return None
+        if cfg.preselect_japanese and not passed:
+            update.reason, update.detail = "not_japanese_preselect", detail
+            return None
+
+        result = self.extractor.extract(decoded.text, doc["url"])
+        update.transforms.append(
+            transform(self.name, f"trafilatura[{cfg.trafilatura_preset}]", EXTRACTOR_ID, self.params)
+        )
+        update.decisions.append(decision(self.name, "extracted_chars", len(result.text or ""), bool(result.text)))
+        if result.status in EXTRACTION_FAILURES:
+            update.reason = EXTRACTION_FAILURES[result.status]
+            update.detail = f"{result.status} after {result.seconds:.1f}s"
+            return None
+        if not result.text:
+            update.reason = "no_text_extracted"
+            return None
+        return result.text

@@ -1,18 +1,24 @@
-"""fetch: read every configured input (one shard per WARC or document file) and open a manifest row
-for each document, with the coordinates a third party needs to obtain the same bytes again."""
+"""fetch: read every configured input and open a manifest row for each document, with the
+coordinates a third party needs to obtain the same bytes again.
+
+Shards, in this order: one per WARC file in `sources.commoncrawl.warc_urls` (streamed whole), one
+per chunk of index-selected Common Crawl records (fetched by byte range, see cc_selection.py),
+one per file in `sources.local.paths`. A record that cannot be fetched is rejected with its
+reason and coordinates; the run goes on.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
+from importlib.metadata import version
 from typing import Any
 
 import pyarrow as pa
 
 from manifests.schema import OSAID_CLASSES, REDISTRIBUTION, doc_id, sha256_hex
 from pipeline.config import ConfigError, RightsConfig
-from pipeline.stage import ShardResult, ShardSpec, Stage, transform
+from pipeline.stage import ShardResult, ShardSpec, Stage, decision, transform
 
 FETCH_SCHEMA = pa.schema(
     [
@@ -21,14 +27,15 @@ FETCH_SCHEMA = pa.schema(
         ("url", pa.string()),
         ("http_status", pa.int32()),
         ("content_type", pa.string()),
+        # The response's HTTP headers as a JSON list of [name, value], kept for the opt-out check.
+        ("http_headers", pa.string()),
         # Raw HTTP body for extract to decode; null for documents that arrive as text.
         ("payload", pa.binary()),
         ("text", pa.string()),
     ]
 )
-# Opt-out signals (robots, TDMRep, noai, blocklists) are checked by a later version of fetch;
-# until then every row says so rather than implying a check happened.
-OPTOUT_NOT_CHECKED = json.dumps({"signals": {}, "verdict": "not_checked"})
+# Opt-out signals are evaluated in extract, where the page is decoded; until then a row says so.
+OPTOUT_NOT_CHECKED = json.dumps({"verdict": "not_checked"})
 
 
 def _check_vocabulary(path: str, row: int, osaid_class: str | None, redistribution: str | None) -> None:
@@ -48,19 +55,33 @@ def warc_retrieved_at(warc_date: str) -> str:
     return datetime.fromisoformat(warc_date.replace("Z", "+00:00")).astimezone(timezone.utc).isoformat()
 
 
+def warc_filename(uri: str, data_url: str) -> str:
+    """A WARC's name as Common Crawl's index gives it (relative to the data host) when it lives there.
+
+    >>> warc_filename("https://data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/x.warc.gz",
+    ...               "https://data.commoncrawl.org/")
+    'crawl-data/CC-MAIN-2024-22/x.warc.gz'
+    >>> warc_filename("../sample/cc_whirlwind.warc.gz", "https://data.commoncrawl.org/")
+    '../sample/cc_whirlwind.warc.gz'
+    """
+    base = data_url.rstrip("/") + "/"
+    return uri[len(base) :] if uri.startswith(base) else uri
+
+
 class FetchStage(Stage):
     name = "fetch"
     input_stage = None
 
     def plan(self) -> list[ShardSpec]:
+        from pipeline.stages.cc_selection import select_records
+        from sources.local import is_warc_path
+
         inputs: list[dict[str, Any]] = []
         cc = self.config.sources.commoncrawl
         if cc.enabled:
             inputs += [{"source": "commoncrawl", "uri": u, "kind": "warc"} for u in cc.warc_urls]
         local = self.config.sources.local
         if local.enabled:
-            from sources.local import is_warc_path
-
             inputs += [
                 {"source": "local", "uri": p, "kind": "warc" if is_warc_path(p) else "documents"}
                 for p in local.paths
@@ -71,15 +92,25 @@ class FetchStage(Stage):
             if item["path"] in seen:
                 raise ConfigError(f"sources: {item['uri']} is listed twice; each input must be fetched once")
             seen.add(item["path"])
+        if cc.enabled:
+            # Index-selected records go after the explicit WARCs and before the local files.
+            selected = [
+                {"source": "commoncrawl", "uri": chunk, "path": chunk, "kind": "selection"}
+                for chunk in select_records(self.config, self.ctx.run_dir)
+            ]
+            at = len(cc.warc_urls)
+            inputs[at:at] = selected
         if not inputs:
             raise ConfigError("sources: no enabled source has any input")
         return [ShardSpec(index=i, inputs=item) for i, item in enumerate(inputs)]
 
-    def _rights(self, source: str) -> RightsConfig:
-        return getattr(self.config.sources, source)
+    def setup(self) -> None:
+        from pipeline.stages.cc_selection import http_client
+
+        self.client = http_client(self.config.sources.commoncrawl)
 
     def _row(self, source: str, upstream_id: str, **fields: Any) -> dict[str, Any]:
-        rights = self._rights(source)
+        rights: RightsConfig = getattr(self.config.sources, source)
         row = {
             "doc_id": doc_id(source, upstream_id),
             "source": source,
@@ -105,56 +136,99 @@ class FetchStage(Stage):
 
     def process(self, shard: ShardSpec) -> ShardResult:
         item = shard.inputs
+        rejected: list[dict[str, Any]] = []
         if item["kind"] == "warc":
             docs, rows = self._fetch_warc(item)
+        elif item["kind"] == "selection":
+            docs, rows, rejected = self._fetch_selection(item)
         else:
             docs, rows = self._fetch_documents(item)
         table = pa.Table.from_pylist(docs, schema=FETCH_SCHEMA)
         bytes_in = sum(len(d["payload"] or b"") + len((d["text"] or "").encode()) for d in docs)
-        return ShardResult(kept=table, rejected=[], manifest=rows, bytes_in=bytes_in)
+        return ShardResult(kept=table, rejected=rejected, manifest=rows, bytes_in=bytes_in)
+
+    def _record_row(self, source: str, filename: str, rec, index_record=None) -> tuple[dict, dict]:
+        """Manifest row and document of one fetched WARC response."""
+        locator = {
+            "warc_filename": filename,
+            "crawl": rec.crawl,
+            "offset": rec.offset,
+            "length": rec.length,
+            "record_id": rec.record_id,
+            "target_uri": rec.target_uri,
+            "warc_date": rec.warc_date,
+            "payload_digest": rec.payload_digest,
+            "digest_verified": rec.digest_verified,
+            "http_status": rec.http_status,
+        }
+        if index_record is not None:
+            locator["index"] = {"digest": index_record.digest, "languages": index_record.languages}
+        row = self._row(
+            source,
+            f"{filename}@{rec.offset}",
+            source_uri=rec.target_uri,
+            locator=json.dumps(locator, ensure_ascii=False, sort_keys=True),
+            retrieved_at=warc_retrieved_at(rec.warc_date),
+            raw_sha256=sha256_hex(rec.payload),
+            transforms=[transform("fetch", "warcio", version("warcio"), {"digest_check": True})],
+            decisions=[decision("fetch", "payload_digest_verified", None, rec.digest_verified is not False)],
+        )
+        doc = {
+            "doc_id": row["doc_id"],
+            "source": source,
+            "url": rec.target_uri,
+            "http_status": rec.http_status,
+            "content_type": rec.content_type,
+            "http_headers": json.dumps(rec.http_headers, ensure_ascii=False),
+            "payload": rec.payload,
+            "text": None,
+        }
+        return row, doc
 
     def _fetch_warc(self, item: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-        from importlib.metadata import version
-
         from sources.warc import iter_warc_responses
 
-        timeout = self.config.sources.commoncrawl.timeout_seconds
-        tool = transform("fetch", "warcio", version("warcio"), {"reader": "iter_warc_responses"})
+        cc = self.config.sources.commoncrawl
+        filename = warc_filename(item["uri"], cc.data_url)
         docs, rows = [], []
-        for rec in iter_warc_responses(item["path"], timeout=timeout):
-            locator = {
-                "warc_uri": item["uri"],
-                "warc_filename": os.path.basename(item["uri"].rstrip("/")),
-                "crawl": rec.crawl,
-                "offset": rec.offset,
-                "length": rec.length,
-                "record_id": rec.record_id,
-                "payload_digest": rec.payload_digest,
-                "digest_verified": rec.digest_verified,
-                "warc_date": rec.warc_date,
-            }
+        for rec in iter_warc_responses(item["path"], timeout=cc.http.timeout_seconds):
+            row, doc = self._record_row(item["source"], filename, rec)
+            rows.append(row)
+            docs.append(doc)
+        return docs, rows
+
+    def _fetch_selection(self, item: dict[str, Any]) -> tuple[list[dict], list[dict], list[dict]]:
+        from pipeline.stages.cc_selection import read_selection
+        from sources.commoncrawl_fetch import fetch_records
+
+        cc = self.config.sources.commoncrawl
+        docs, rows, rejected = [], [], []
+        records = read_selection(item["path"])
+        for record, result in fetch_records(self.client, cc.data_url, records, concurrency=cc.http.concurrency):
+            if not isinstance(result, Exception):
+                row, doc = self._record_row("commoncrawl", record.warc_filename, result, record)
+                rows.append(row)
+                docs.append(doc)
+                continue
+            # The record could not be obtained: it is rejected here, with what was asked for.
+            locator = record.to_dict() | {"fetch_url": cc.data_url.rstrip("/") + "/" + record.warc_filename}
+            reason = f"fetch_{result.reason}"
             row = self._row(
-                item["source"],
-                rec.record_id,
-                source_uri=rec.target_uri,
+                "commoncrawl",
+                f"{record.warc_filename}@{record.offset}",
+                source_uri=record.url,
                 locator=json.dumps(locator, ensure_ascii=False, sort_keys=True),
-                retrieved_at=warc_retrieved_at(rec.warc_date),
-                raw_sha256=sha256_hex(rec.payload),
-                transforms=[tool],
+                transforms=[],
+                decisions=[decision("fetch", "record_fetched", None, False)],
+                included=False,
+                exclusion_reason=f"fetch:{reason}",
             )
             rows.append(row)
-            docs.append(
-                {
-                    "doc_id": row["doc_id"],
-                    "source": item["source"],
-                    "url": rec.target_uri,
-                    "http_status": rec.http_status,
-                    "content_type": rec.content_type,
-                    "payload": rec.payload,
-                    "text": None,
-                }
+            rejected.append(
+                {"doc_id": row["doc_id"], "source": "commoncrawl", "reason": reason, "detail": str(result),
+                 "text": None}
             )
-        return docs, rows
+        return docs, rows, rejected
 
     def _fetch_documents(self, item: dict[str, Any]) -> tuple[list[dict], list[dict]]:
         from manifests.io import filesystem
@@ -189,6 +263,7 @@ class FetchStage(Stage):
                     "url": doc.url,
                     "http_status": None,
                     "content_type": "text/plain; charset=utf-8",
+                    "http_headers": None,
                     "payload": None,
                     "text": doc.text,
                 }

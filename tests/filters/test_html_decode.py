@@ -7,7 +7,13 @@ import re
 
 import pytest
 
-from filters.html import declared_charset, decode_html
+from filters.html import (
+    declared_charset,
+    decode_html,
+    extract_main_text,
+    is_undecodable,
+    undecodable_reason,
+)
 
 # Real feeds from chardet's test data (tests/data/filters/SOURCE.md): file, the label to declare,
 # the codec that decodes it right, and a phrase the right decoding contains.
@@ -205,3 +211,180 @@ def test_every_aozora_file_sniffs_as_cp932(shared_data):
         decoded = decode_html(raw, None)
         assert (decoded.charset, decoded.errors) == ("cp932", 0), path.name
         assert decoded.text == raw.decode("cp932")
+
+
+# --- the five encodings from real bytes, declared three ways, and is_undecodable ---------------
+
+
+def _in_html(raw: bytes) -> bytes:
+    # Real encoded text inside ASCII markup: the bytes of the text stay exactly as found.
+    return (
+        b"<!DOCTYPE html><html><head><title>t</title></head><body><article><pre>"
+        + raw
+        + b"</pre></article></body></html>"
+    )
+
+
+def _without_meta_charset(page: bytes) -> bytes:
+    return re.sub(rb"<meta[^>]*charset[^>]*>", b"", page, flags=re.IGNORECASE)
+
+
+README_PHRASE = "この universalchardet アプリケーションは、AppWizard によって作成されました。"
+# name, real bytes (any charset declaration removed), label, codec, a phrase of the main text
+PAGES = [
+    (
+        "shift_jis",
+        lambda d: _in_html((d / "shift_jis_ude_2.txt").read_bytes()),
+        "Shift_JIS",
+        "cp932",
+        README_PHRASE,
+    ),
+    (
+        "euc_jp",
+        lambda d: _in_html((d / "euc_jp_ude_1.txt").read_bytes()),
+        "EUC-JP",
+        "euc_jis_2004",
+        README_PHRASE,
+    ),
+    (
+        "iso_2022_jp",
+        lambda d: _in_html((d / "iso2022jp_ude_1.txt").read_bytes()),
+        "ISO-2022-JP",
+        "iso2022_jp_ext",
+        README_PHRASE,
+    ),
+    (
+        "cp932",
+        lambda d: _without_meta_charset((d / "cp932_www2.chuo-u.ac.jp-suishin.xml").read_bytes()),
+        "Shift_JIS",
+        "cp932",
+        "このページに使われている漢字コードはＳＪＩＳです。",
+    ),
+    (
+        "utf_8",
+        lambda d: _without_meta_charset((d / "postlight_jvndb.jvn.jp.html").read_bytes()),
+        "UTF-8",
+        "utf-8",
+        "証明書・パスワードの管理に関する脆弱性が存在します。",
+    ),
+]
+
+
+@pytest.mark.parametrize("declared_in", ["http-header", "meta", None])
+@pytest.mark.parametrize("name, load, label, codec, phrase", PAGES, ids=[p[0] for p in PAGES])
+def test_five_encodings_decode_and_extract_without_mojibake(
+    fixtures_dir, name, load, label, codec, phrase, declared_in
+):
+    page = load(fixtures_dir)
+    content_type = "text/html"
+    if declared_in == "http-header":
+        content_type = f"text/html; charset={label}"
+    elif declared_in == "meta":
+        page = re.sub(
+            rb"<head>", f'<head><meta charset="{label}">'.encode(), page, count=1, flags=re.IGNORECASE
+        )
+    decoded = decode_html(page, content_type)
+    assert (decoded.charset, decoded.source, decoded.errors) == (codec, declared_in, 0)
+    assert decoded.text == page.decode(codec)
+    assert not is_undecodable(decoded)
+    assert phrase in extract_main_text(decoded.text)
+
+
+@pytest.mark.parametrize(
+    "name, header_label, reason",
+    [
+        # Shift_JIS read as UTF-8: 32 % U+FFFD; the short ReadMe as latin1 4 %, EUC-JP as Shift_JIS 3 %.
+        ("shift_jis_ooganemochi.com.xml", "UTF-8", "replacement_chars"),
+        ("shift_jis_ude_2.txt", "ISO-8859-1", "replacement_chars"),
+        ("euc_jp_ude_1.txt", "Shift_JIS", "replacement_chars"),
+        # ISO-2022-JP read by any other codec: no U+FFFD, but its ESC bytes stay (4 % of the text).
+        ("iso2022jp_ude_1.txt", "Shift_JIS", "control_chars"),
+        ("iso2022jp_ude_1.txt", "UTF-8", "control_chars"),
+        ("iso2022jp_ude_1.txt", "ISO-8859-1", "control_chars"),
+        # EUC-JP read as Shift_JIS: 0.8 % U+FFFD (under the 1 % limit), 1,093 half-width katakana.
+        ("euc_jp_manana.moo.jp.xml", "Shift_JIS", "half_width_katakana"),
+        # EUC-JP read as latin1 (Apache's old AddDefaultCharset): no U+FFFD at all.
+        ("euc_jp_manana.moo.jp.xml", "ISO-8859-1", "latin1_runs"),
+        ("euc_jp_ude_1.txt", "ISO-8859-1", "latin1_runs"),
+    ],
+)
+def test_wrong_label_gives_mojibake_that_is_rejected(fixtures_dir, name, header_label, reason):
+    raw = (fixtures_dir / name).read_bytes()
+    decoded = decode_html(raw, f"text/html; charset={header_label}")
+    assert decoded.source == "http-header"
+    assert (is_undecodable(decoded), undecodable_reason(decoded)) == (True, reason)
+    if reason != "replacement_chars":
+        assert decoded.errors <= 0.01 * len(decoded.text)  # U+FFFD alone would not have caught it
+
+
+BINARY_LABELS = [None, "UTF-8", "Shift_JIS", "EUC-JP", "ISO-2022-JP", "ISO-8859-1", "windows-1251", "GBK"]
+
+
+@pytest.mark.parametrize("label", BINARY_LABELS)
+@pytest.mark.parametrize("name", ["binary_python.png", "binary_warcfile_first8k.warc.gz.part"])
+def test_binary_labelled_text_html_is_rejected_and_yields_no_text(fixtures_dir, name, label):
+    content_type = f"text/html; charset={label}" if label else "text/html"
+    decoded = decode_html((fixtures_dir / name).read_bytes(), content_type)
+    assert is_undecodable(decoded)
+    assert extract_main_text(decoded.text) is None
+
+
+def test_whole_warc_file_under_a_cyrillic_label_is_rejected_by_its_control_characters(shared_data):
+    # windows-1251 maps almost every byte: 0.4 % U+FFFD, but 11 % C0 control characters.
+    raw = (shared_data / "warc_non_japanese_control" / "warcfile.warc.gz").read_bytes()
+    decoded = decode_html(raw, "text/html; charset=windows-1251")
+    assert decoded.errors < 0.01 * len(decoded.text)
+    assert undecodable_reason(decoded) == "control_chars"
+
+
+def test_few_replacement_characters_are_tolerated():
+    page = _page("吾輩は猫である。名前はまだ無い。" * 10, "").encode("utf-8") + b"\xff"
+    decoded = decode_html(page, "text/html; charset=UTF-8")
+    assert (decoded.errors, is_undecodable(decoded)) == (1, False)
+    assert is_undecodable(decoded, max_replacement_fraction=0.001)
+
+
+def test_empty_body_is_not_undecodable():
+    assert not is_undecodable(decode_html(b"", "text/html"))
+
+
+def _shared_pages(shared_data):
+    for folder, label, codec in [*ENCODING_DIRS, ("iso-2022-jp", "ISO-2022-JP", "iso2022_jp_ext")]:
+        for path in sorted((shared_data / "charset_feeds" / folder).iterdir()):
+            yield f"{folder}/{path.name}", path.read_bytes(), label, codec
+
+
+def test_no_correctly_decoded_real_page_is_rejected(shared_data):
+    from warcio.archiveiterator import ArchiveIterator
+
+    rejected = [
+        name
+        for name, raw, label, _ in _shared_pages(shared_data)
+        if is_undecodable(decode_html(raw, f"text/html; charset={label}"))
+        or is_undecodable(decode_html(raw, None))
+    ]
+    for path in sorted((shared_data / "html_pages_postlight" / "fixtures").iterdir()):
+        if is_undecodable(decode_html(path.read_bytes(), None)):
+            rejected.append(path.name)
+    # The WARC control: Chinese (GBK, GB2312, UTF-8), Russian (windows-1251), German (latin1).
+    with (shared_data / "warc_non_japanese_control" / "warcfile.warc.gz").open("rb") as stream:
+        for record in ArchiveIterator(stream):
+            if record.rec_type == "response":
+                decoded = decode_html(
+                    record.content_stream().read(), record.http_headers.get_header("Content-Type")
+                )
+                if is_undecodable(decoded):
+                    rejected.append(record.rec_headers.get_header("WARC-Target-URI"))
+    assert rejected == []
+
+
+@pytest.mark.parametrize("wrong_label", ["Shift_JIS", "EUC-JP", "ISO-2022-JP", "UTF-8", "ISO-8859-1"])
+def test_every_real_feed_under_a_wrong_japanese_or_latin_label_is_rejected(shared_data, wrong_label):
+    # 59 feeds in four encodings, each read under a label it does not have. (Under windows-1251 or
+    # GBK they decode into plausible Cyrillic or hanzi: language ID's job, not is_undecodable's.)
+    missed = []
+    for name, raw, label, codec in _shared_pages(shared_data):
+        decoded = decode_html(raw, f"text/html; charset={wrong_label}")
+        if decoded.text != raw.decode(codec) and not is_undecodable(decoded):
+            missed.append(name)
+    assert missed == []

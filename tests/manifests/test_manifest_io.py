@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from manifests.io import ManifestError, manifest_table, read_manifest, write_manifest
-from manifests.schema import MANIFEST_SCHEMA, REQUIRED_COLUMNS, doc_id
+from manifests.schema import MANIFEST_SCHEMA, REQUIRED_COLUMNS, RETRIEVAL_COLUMNS, doc_id
 
 
 def make_row(**overrides):
@@ -98,7 +98,7 @@ def test_required_columns_cover_provenance():
         "retrieved_at",
         "config_sha256",
     ):
-        assert column in REQUIRED_COLUMNS
+        assert column in REQUIRED_COLUMNS + RETRIEVAL_COLUMNS
 
 
 def test_doc_id_is_stable_and_source_scoped():

@@ -106,7 +106,7 @@ def test_fetch_reads_a_warc_over_http(shards, tmp_path):
     finally:
         server.shutdown()
     loc = json.loads(row["locator"])
-    assert loc["warc_uri"] == url and (loc["offset"], loc["length"]) == (1023, 17351)
+    assert loc["warc_filename"] == url and (loc["offset"], loc["length"]) == (1023, 17351)
     assert row["source_uri"] == "https://an.wikipedia.org/wiki/Escopete"
 
 
@@ -129,6 +129,7 @@ def fetched(record, upstream_id: str, **overrides) -> dict:
         "url": record.target_uri,
         "http_status": record.http_status,
         "content_type": record.content_type,
+        "http_headers": json.dumps(record.http_headers),
         "payload": record.payload,
         "text": None,
     }
@@ -136,7 +137,23 @@ def fetched(record, upstream_id: str, **overrides) -> dict:
     return doc
 
 
-def test_extract_decodes_legacy_charsets_wherever_they_are_declared(shards):
+@pytest.fixture
+def extract_stage(shards):
+    """An extract stage set up as a worker would be (guarded extractor child process), torn down after."""
+    made = []
+
+    def make(*overrides: str) -> ExtractStage:
+        stage = ExtractStage(shards.context(*overrides))
+        stage.setup()
+        made.append(stage)
+        return stage
+
+    yield make
+    for stage in made:
+        stage.teardown()
+
+
+def test_extract_decodes_legacy_charsets_wherever_they_are_declared(shards, extract_stage):
     pages = sample_pages()
     docs = [
         fetched(pages["http://www.amefoot.net/"], "sjis-header"),  # Shift_JIS in the HTTP header
@@ -145,7 +162,7 @@ def test_extract_decodes_legacy_charsets_wherever_they_are_declared(shards):
     ]
     assert "charset" not in docs[1]["content_type"]
     spec = shards.write("fetch", 0, docs, FETCH_SCHEMA)
-    result = ExtractStage(shards.context()).process(spec)
+    result = extract_stage().process(spec)
     texts = result.kept.column("text").to_pylist()
     assert result.rejected == [] and len(texts) == 3
     assert "アメリカンフットボール" in texts[0] or "アメフト" in texts[0]
@@ -160,23 +177,24 @@ def test_extract_decodes_legacy_charsets_wherever_they_are_declared(shards):
     assert charsets[0] == "cp932" and charsets[2].startswith("euc")
 
 
-def test_extract_rejects_errors_and_non_html_with_a_reason(shards):
+def test_extract_rejects_errors_and_non_html_with_a_reason(shards, extract_stage):
     page = sample_pages()["https://www.ipa.go.jp/security/topics/alert20190402.html"]
     docs = [
         fetched(page, "ok"),
         fetched(page, "gone", http_status=404),
         fetched(page, "image", content_type="image/png"),
-        fetched(page, "empty", payload=b"<html><body><script>var x;</script></body></html>"),
+        fetched(page, "empty", payload=b'<html lang="ja"><body><script>var x;</script></body></html>'),
         {
             "upstream_id": "local",
             "url": None,
             "http_status": None,
             "content_type": "text/plain",
+            "http_headers": None,
             "payload": None,
             "text": TSUYU,
         },
     ]
-    result = ExtractStage(shards.context()).process(shards.write("fetch", 0, docs, FETCH_SCHEMA))
+    result = extract_stage().process(shards.write("fetch", 0, docs, FETCH_SCHEMA))
     assert [r["reason"] for r in result.rejected] == ["http_status_not_200", "not_html", "no_text_extracted"]
     assert result.kept.column("text").to_pylist()[1] == TSUYU  # local text passes through untouched
     assert [r["exclusion_reason"] for r in result.manifest] == [
