@@ -78,9 +78,10 @@ def atomic_write_json(path: str, obj: Any) -> None:
 
 def manifest_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows (dicts with every schema column) to a table with the v1 schema; a missing column is an error."""
-    missing = [c for c in MANIFEST_SCHEMA.names if rows and c not in rows[0]]
-    if missing:
-        raise ManifestError(f"manifest rows lack columns {missing}")
+    for i, row in enumerate(rows):
+        missing = [c for c in MANIFEST_SCHEMA.names if c not in row]
+        if missing:
+            raise ManifestError(f"manifest row {i} ({row.get('doc_id')}) lacks columns {missing}")
     return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
 
 

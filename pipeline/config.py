@@ -74,6 +74,8 @@ class CdxQueryConfig:
     # CDX filters, e.g. `=status:200`, `languages:jpn`, `mime-detected:text/html`.
     filters: list[str] = field(default_factory=list)
     limit: int | None = None
+    # Pause between index requests: the public index server asks not to be overloaded.
+    pause_seconds: float = 1.0
 
 
 @dataclass

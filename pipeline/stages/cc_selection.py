@@ -58,6 +58,7 @@ def _records(config: Config) -> Iterator[tuple[str, Any]]:
                     match_type=cc.cdx.match_type,
                     filters=tuple(cc.cdx.filters),
                     limit=cc.cdx.limit,
+                    pause_seconds=cc.cdx.pause_seconds,
                 ):
                     yield query, record
     if cc.columnar_index.paths:

@@ -130,6 +130,8 @@ class FetchStage(Stage):
             "pipeline_version": self.ctx.pipeline_version,
             "config_sha256": self.ctx.config_sha256,
             "text_sha256": None,
+            "retrieved_at": None,
+            "raw_sha256": None,
         }
         row.update({k: v for k, v in fields.items() if v is not None})
         return row
