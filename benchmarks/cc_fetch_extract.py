@@ -62,8 +62,20 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
     records = [
-        IndexRecord(None, r.target_uri, "ja_pages.warc.gz", r.offset, r.length, None, None, None, 200,
-                    "jpn", None, None)
+        IndexRecord(
+            None,
+            r.target_uri,
+            "ja_pages.warc.gz",
+            r.offset,
+            r.length,
+            None,
+            None,
+            None,
+            200,
+            "jpn",
+            None,
+            None,
+        )
         for r in iter_warc_responses(str(WARC))
     ] * args.copies
 
@@ -91,7 +103,9 @@ def main() -> None:
     # trafilatura alone, in-process, for comparison with the guarded call.
     started = time.perf_counter()
     for resp in fetched[: len(fetched) // args.copies]:
-        extract_main_text(decode_html(resp.payload, resp.content_type).text, resp.target_uri, TRAFILATURA_PARAMS)
+        extract_main_text(
+            decode_html(resp.payload, resp.content_type).text, resp.target_uri, TRAFILATURA_PARAMS
+        )
     bare = (time.perf_counter() - started) * args.copies
 
     n = len(fetched)
@@ -99,8 +113,10 @@ def main() -> None:
     print(f"{'phase':<34}{'seconds':>9}{'records/s':>11}")
     print(f"{'range fetch (4 connections)':<34}{fetch_seconds:>9.2f}{n / fetch_seconds:>11.1f}")
     print(f"{'extract stage work (1 core)':<34}{extract_seconds:>9.2f}{n / extract_seconds:>11.1f}")
-    print(f"{'  of which guarded trafilatura':<34}{trafilatura_seconds:>9.2f}"
-          f"{'':>11}  {trafilatura_seconds / extract_seconds:.0%} of extract")
+    print(
+        f"{'  of which guarded trafilatura':<34}{trafilatura_seconds:>9.2f}"
+        f"{'':>11}  {trafilatura_seconds / extract_seconds:.0%} of extract"
+    )
     print(f"{'  trafilatura in-process (est.)':<34}{bare:>9.2f}")
 
 

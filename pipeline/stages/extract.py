@@ -27,7 +27,11 @@ from pipeline.stage import (
 )
 
 OUTPUT_COLUMNS = ["doc_id", "source", "url", "text"]
-EXTRACTION_FAILURES = {"timeout": "extraction_timeout", "crashed": "extraction_failed", "error": "extraction_failed"}
+EXTRACTION_FAILURES = {
+    "timeout": "extraction_timeout",
+    "crashed": "extraction_failed",
+    "error": "extraction_failed",
+}
 
 
 def mime_type(content_type: str | None) -> str:
@@ -73,7 +77,9 @@ class ExtractStage(Stage):
             updates.append(update)
         table = table.set_column(table.schema.get_field_index("text"), "text", pa.array(texts, pa.string()))
         table = table.select(OUTPUT_COLUMNS)
-        result = split_documents(self.name, table, rows, updates, [sha256_hex(t) if t else None for t in texts])
+        result = split_documents(
+            self.name, table, rows, updates, [sha256_hex(t) if t else None for t in texts]
+        )
         result.bytes_in = sum(len(p or b"") for p in columns["payload"])
         return result
 
@@ -94,7 +100,9 @@ class ExtractStage(Stage):
             "reserved_by": result.reserved_by,
             "verdict": "reserved" if result.reserved_by else "allowed",
         }
-        update.decisions.append(decision(self.name, "optout", None, not rejecting.get(result.reserved_by, False)))
+        update.decisions.append(
+            decision(self.name, "optout", None, not rejecting.get(result.reserved_by, False))
+        )
         if result.reserved_by and rejecting.get(result.reserved_by, False):
             update.reason, update.detail = f"optout_{result.reserved_by}", json.dumps(result.signals)[:500]
         return verdict
@@ -126,7 +134,9 @@ class ExtractStage(Stage):
         decoded = decode_html(doc["payload"], doc["content_type"])
         update.transforms.append(
             transform(
-                self.name, "filters.html.decode_html", decoded.charset,
+                self.name,
+                "filters.html.decode_html",
+                decoded.charset,
                 {"declared": decoded.declared, "declared_in": decoded.source},
             )
         )
@@ -140,7 +150,9 @@ class ExtractStage(Stage):
         update.fields["optout"] = json.dumps(verdict, ensure_ascii=False, sort_keys=True)
         excluded = sorted({n["kind"] for n in notices} & set(self.config.rights.exclude_kinds))
         update.decisions.append(decision(self.name, "rights_notices", len(notices), not excluded))
-        passed, signal, detail = japanese_preselect(html or "", min_title_japanese_fraction=cfg.min_title_japanese_fraction)
+        passed, signal, detail = japanese_preselect(
+            html or "", min_title_japanese_fraction=cfg.min_title_japanese_fraction
+        )
         update.decisions.append(decision(self.name, f"japanese_preselect:{signal}", None, passed))
 
         # Every signal is recorded above; the policy decides in this order.
@@ -151,7 +163,10 @@ class ExtractStage(Stage):
         if update.reason is not None:  # an opt-out
             return None
         if excluded:
-            update.reason, update.detail = f"rights_{excluded[0]}", json.dumps(notices, ensure_ascii=False)[:500]
+            update.reason, update.detail = (
+                f"rights_{excluded[0]}",
+                json.dumps(notices, ensure_ascii=False)[:500],
+            )
             return None
         if cfg.preselect_japanese and not passed:
             update.reason, update.detail = "not_japanese_preselect", detail
@@ -161,7 +176,9 @@ class ExtractStage(Stage):
         update.transforms.append(
             transform(self.name, f"trafilatura[{cfg.trafilatura_preset}]", EXTRACTOR_ID, self.params)
         )
-        update.decisions.append(decision(self.name, "extracted_chars", len(result.text or ""), bool(result.text)))
+        update.decisions.append(
+            decision(self.name, "extracted_chars", len(result.text or ""), bool(result.text))
+        )
         if result.status in EXTRACTION_FAILURES:
             update.reason = EXTRACTION_FAILURES[result.status]
             update.detail = f"{result.status} after {result.seconds:.1f}s"

@@ -206,7 +206,9 @@ class FetchStage(Stage):
         cc = self.config.sources.commoncrawl
         docs, rows, rejected = [], [], []
         records = read_selection(item["path"])
-        for record, result in fetch_records(self.client, cc.data_url, records, concurrency=cc.http.concurrency):
+        for record, result in fetch_records(
+            self.client, cc.data_url, records, concurrency=cc.http.concurrency
+        ):
             if not isinstance(result, Exception):
                 row, doc = self._record_row("commoncrawl", record.warc_filename, result, record)
                 rows.append(row)
@@ -227,8 +229,13 @@ class FetchStage(Stage):
             )
             rows.append(row)
             rejected.append(
-                {"doc_id": row["doc_id"], "source": "commoncrawl", "reason": reason, "detail": str(result),
-                 "text": None}
+                {
+                    "doc_id": row["doc_id"],
+                    "source": "commoncrawl",
+                    "reason": reason,
+                    "detail": str(result),
+                    "text": None,
+                }
             )
         return docs, rows, rejected
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-from datetime import datetime, timezone
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
@@ -51,8 +51,13 @@ def optout_warc() -> bytes:
         ).encode()
         headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))] + extra
         http = StatusAndHeaders("200 OK", headers, protocol="HTTP/1.1")
-        record = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http,
-                                           warc_headers_dict={"WARC-Date": "2024-05-18T01:58:10Z"})
+        record = writer.create_warc_record(
+            url,
+            "response",
+            payload=io.BytesIO(body),
+            http_headers=http,
+            warc_headers_dict={"WARC-Date": "2024-05-18T01:58:10Z"},
+        )
         writer.write_record(record)
     return out.getvalue()
 
@@ -63,10 +68,20 @@ def index_rows(path: str, data: bytes, scratch: Path) -> list[dict]:
     records = list(iter_warc_responses(str(scratch)))
     fetched_at = datetime(2024, 5, 18, 1, 58, 10, tzinfo=timezone.utc)
     return [
-        {"url": r.target_uri, "warc_filename": path, "warc_record_offset": r.offset,
-         "warc_record_length": r.length, "content_digest": (r.payload_digest or "").removeprefix("sha1:"),
-         "content_mime_detected": "text/html", "content_mime_type": "text/html", "fetch_status": 200,
-         "content_languages": "jpn", "fetch_time": fetched_at, "crawl": CRAWL, "subset": "warc"}
+        {
+            "url": r.target_uri,
+            "warc_filename": path,
+            "warc_record_offset": r.offset,
+            "warc_record_length": r.length,
+            "content_digest": (r.payload_digest or "").removeprefix("sha1:"),
+            "content_mime_detected": "text/html",
+            "content_mime_type": "text/html",
+            "fetch_status": 200,
+            "content_languages": "jpn",
+            "fetch_time": fetched_at,
+            "crawl": CRAWL,
+            "subset": "warc",
+        }
         for r in records
     ]
 
@@ -78,7 +93,9 @@ def commoncrawl(cc_server, write_columnar_index, tmp_path):
     optout = optout_warc()
     for path, data in ((WHIRLWIND, whirlwind), (JA_PAGES, ja_pages), (OPTOUT, optout)):
         cc_server.add_file(path, data)
-    cc_server.add_cdx(CRAWL, (REPO / "tests/data/commoncrawl/whirlwind_cdx_api_line.jsonl").read_text().splitlines())
+    cc_server.add_cdx(
+        CRAWL, (REPO / "tests/data/commoncrawl/whirlwind_cdx_api_line.jsonl").read_text().splitlines()
+    )
 
     rows = index_rows(JA_PAGES, ja_pages, tmp_path / "ja.warc.gz")[:12]
     rows += index_rows(OPTOUT, optout, tmp_path / "optout.warc.gz")
@@ -98,11 +115,19 @@ def commoncrawl(cc_server, write_columnar_index, tmp_path):
                 "enabled": True,
                 "data_url": cc_server.url,
                 "records_per_shard": 5,
-                "cdx": {"index_url": cc_server.url, "crawls": [CRAWL], "url_patterns": ["an.wikipedia.org/wiki/*"],
-                        "pause_seconds": 0.0},
+                "cdx": {
+                    "index_url": cc_server.url,
+                    "crawls": [CRAWL],
+                    "url_patterns": ["an.wikipedia.org/wiki/*"],
+                    "pause_seconds": 0.0,
+                },
                 "columnar_index": {"paths": [str(index)]},
-                "http": {"max_attempts": 2, "backoff_base_seconds": 0.05, "backoff_max_seconds": 2.0,
-                         "timeout_seconds": 10.0},
+                "http": {
+                    "max_attempts": 2,
+                    "backoff_base_seconds": 0.05,
+                    "backoff_max_seconds": 2.0,
+                    "timeout_seconds": 10.0,
+                },
             },
         },
         "tokenize": {"tokenizer_path": str(SAMPLE / "tokenizer_llm_jp_v2.2" / "tokenizer.json")},
@@ -113,8 +138,9 @@ def commoncrawl(cc_server, write_columnar_index, tmp_path):
 
 
 def pipeline(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_index_selected_records_run_end_to_end(commoncrawl, tmp_path):
@@ -150,7 +176,9 @@ def test_index_selected_records_run_end_to_end(commoncrawl, tmp_path):
     assert reasons[by_url["https://an.wikipedia.org/wiki/Escopete"]] == "not_japanese_preselect"
 
     extract_manifest = pl.read_parquet(run_dir / "extract" / "part-?????.manifest.parquet")
-    tdm = extract_manifest.filter(pl.col("doc_id") == by_url["https://tdm.example.jp/tsuyu"]).row(0, named=True)
+    tdm = extract_manifest.filter(pl.col("doc_id") == by_url["https://tdm.example.jp/tsuyu"]).row(
+        0, named=True
+    )
     signals = json.loads(tdm["optout"])["signals"]
     assert signals["tdmrep"]["effective"] == "reserved" and signals["tdmrep"]["decided_by"] == "html-meta"
 
