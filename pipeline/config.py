@@ -381,6 +381,12 @@ def _validate(config: Config) -> None:
     ):
         if seconds <= 0:
             raise ConfigError(f"{key}: must be positive")
+    from filters.html import TRAFILATURA_PRESETS
+
+    if config.extract.trafilatura_preset not in TRAFILATURA_PRESETS:
+        raise ConfigError(
+            f"extract.trafilatura_preset: must be one of {', '.join(sorted(TRAFILATURA_PRESETS))}"
+        )
     if config.dedup.keep != "first":
         raise ConfigError("dedup.keep: only 'first' is implemented")
     if config.dedup.num_partitions < 1:
