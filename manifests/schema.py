@@ -7,6 +7,7 @@ Parquet schema metadata so that a reader can refuse a file it does not understan
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pyarrow as pa
 
@@ -67,6 +68,15 @@ REQUIRED_COLUMNS = tuple(f.name for f in _FIELDS if not f.nullable) + ("source_u
 # Columns that describe retrieved bytes: required unless the document could not be fetched at all
 # (then its row says `fetch:<reason>` and the locator says what was asked for).
 RETRIEVAL_COLUMNS = ("retrieved_at", "raw_sha256")
+
+
+def new_row(**fields: Any) -> dict[str, Any]:
+    """A manifest row with every column: what is given, else empty (no transforms or decisions yet,
+    included until a stage rejects it)."""
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    row.update(transforms=[], decisions=[], included=True)
+    row.update(fields)
+    return row
 
 
 def doc_id(source: str, upstream_id: str) -> str:

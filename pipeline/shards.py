@@ -32,7 +32,7 @@ from manifests.layout import (
     stage_stats_path,
 )
 from pipeline.errors import MissingInputError
-from pipeline.stage import REJECTED_SCHEMA, ShardSpec, Stage
+from pipeline.stage import REJECTED_SCHEMA, ShardSpec, Stage, text_characters
 from pipeline.stats import ShardStats
 
 
@@ -95,14 +95,13 @@ def run_shard(stage: Stage, shard: ShardSpec) -> ShardStats | None:
     reasons: dict[str, int] = {}
     for reason in rejected.column("reason").to_pylist():
         reasons[reason] = reasons.get(reason, 0) + 1
-    text_out = kept.column("text").to_pylist() if "text" in kept.column_names else []
     stats = ShardStats(
         shards=1,
         documents_in=expected,
         documents_out=kept.num_rows,
         documents_rejected=rejected.num_rows,
         characters_in=result.characters_in,
-        characters_out=sum(len(t) for t in text_out if t),
+        characters_out=text_characters(kept),
         bytes_in=result.bytes_in,
         bytes_out=kept.nbytes,
         rejected_by_reason=dict(sorted(reasons.items())),

@@ -133,6 +133,15 @@ def update_manifest_row(
     return row
 
 
+def text_characters(table: pa.Table) -> int:
+    """Characters in the table's `text` column (0 if it has none), counted by Arrow."""
+    if "text" not in table.column_names or table.num_rows == 0:
+        return 0
+    import pyarrow.compute as pc
+
+    return pc.sum(pc.utf8_length(table.column("text"))).as_py() or 0
+
+
 def read_input(shard: ShardSpec) -> tuple[pa.Table, list[dict[str, Any]]]:
     """The input shard's documents and, aligned with them, their manifest rows so far."""
     from manifests.io import read_manifest, read_parquet
@@ -175,7 +184,10 @@ def split_documents(
                 }
             )
     kept = table.filter(pa.array(keep, type=pa.bool_())) if table.num_rows else table
-    chars_in = sum(len(t) for t in texts if t)
     return ShardResult(
-        kept=kept, rejected=rejected, manifest=manifest, characters_in=chars_in, bytes_in=table.nbytes
+        kept=kept,
+        rejected=rejected,
+        manifest=manifest,
+        characters_in=text_characters(table),
+        bytes_in=table.nbytes,
     )

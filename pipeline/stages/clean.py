@@ -17,6 +17,7 @@ from pipeline.stage import (
     decision,
     read_input,
     split_documents,
+    text_characters,
     transform,
 )
 
@@ -61,7 +62,7 @@ class CleanStage(Stage):
             elif not long_enough:
                 update.reason, update.detail = "too_short", f"{len(text)} chars < {cfg.min_chars}"
             updates.append(update)
-        characters_in = sum(len(t) for t in table.column("text").to_pylist())
+        characters_in = text_characters(table)
         table = table.set_column(table.schema.get_field_index("text"), "text", pa.array(texts, pa.string()))
         table = table.append_column(LANGUAGE_SCORE_COLUMN, pa.array(scores, pa.float32()))
         result = split_documents(self.name, table, rows, updates, [sha256_hex(t) for t in texts])

@@ -14,6 +14,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from filters.extract_guard import GuardedExtractor
+from filters.html import EXTRACTOR_ID, TRAFILATURA_PRESETS, decode_html, undecodable_reason
+from filters.optout import UrlList, check_optout
+from filters.preselect import japanese_preselect
+from filters.rights import detect_rights_notices
 from manifests.schema import sha256_hex
 from pipeline.stage import (
     RowUpdate,
@@ -43,12 +48,11 @@ class ExtractStage(Stage):
     input_stage = "fetch"
 
     def setup(self) -> None:
-        from filters.extract_guard import GuardedExtractor
-        from filters.html import TRAFILATURA_PRESETS
-        from filters.optout import UrlList
-
         cfg = self.config.extract
         self.params = TRAFILATURA_PRESETS[cfg.trafilatura_preset]
+        self.extraction = transform(
+            self.name, f"trafilatura[{cfg.trafilatura_preset}]", EXTRACTOR_ID, self.params
+        )
         self.extractor = GuardedExtractor(timeout_seconds=cfg.timeout_seconds, params=self.params)
         self.extractor.__enter__()
         optout = self.config.optout
@@ -85,8 +89,6 @@ class ExtractStage(Stage):
 
     def _optout(self, url: str | None, headers: list, html: str | None, update: RowUpdate) -> dict[str, Any]:
         """Record every signal in the manifest; return the verdict for the policy."""
-        from filters.optout import check_optout
-
         result = check_optout(url or "", headers, html, blocklist=self.blocklist, takedowns=self.takedowns)
         policy = self.config.optout
         rejecting = {
@@ -113,10 +115,6 @@ class ExtractStage(Stage):
         return doc["text"]
 
     def _html(self, doc: dict[str, Any], update: RowUpdate) -> str | None:
-        from filters.html import EXTRACTOR_ID, decode_html, undecodable_reason
-        from filters.preselect import japanese_preselect
-        from filters.rights import detect_rights_notices
-
         cfg = self.config.extract
         status = doc["http_status"]
         if cfg.require_http_200:
@@ -173,9 +171,7 @@ class ExtractStage(Stage):
             return None
 
         result = self.extractor.extract(decoded.text, doc["url"])
-        update.transforms.append(
-            transform(self.name, f"trafilatura[{cfg.trafilatura_preset}]", EXTRACTOR_ID, self.params)
-        )
+        update.transforms.append(self.extraction)
         update.decisions.append(
             decision(self.name, "extracted_chars", len(result.text or ""), bool(result.text))
         )

@@ -9,6 +9,7 @@ reason and coordinates; the run goes on.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -16,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from manifests.schema import OSAID_CLASSES, REDISTRIBUTION, doc_id, sha256_hex
+from manifests.schema import OSAID_CLASSES, REDISTRIBUTION, doc_id, new_row, sha256_hex
 from pipeline.config import ConfigError, RightsConfig
 from pipeline.stage import ShardResult, ShardSpec, Stage, decision, transform
 
@@ -53,6 +54,12 @@ def _check_vocabulary(path: str, row: int, osaid_class: str | None, redistributi
 def warc_retrieved_at(warc_date: str) -> str:
     """WARC-Date is when the crawler retrieved the bytes; normalised to ISO 8601 UTC."""
     return datetime.fromisoformat(warc_date.replace("Z", "+00:00")).astimezone(timezone.utc).isoformat()
+
+
+@functools.cache
+def _warc_reader_transform() -> dict[str, Any]:
+    # Once per process: a package-metadata lookup and a hash per record would sit on the hot path.
+    return transform("fetch", "warcio", version("warcio"), {"digest_check": True})
 
 
 def warc_filename(uri: str, data_url: str) -> str:
@@ -111,30 +118,22 @@ class FetchStage(Stage):
 
     def _row(self, source: str, upstream_id: str, **fields: Any) -> dict[str, Any]:
         rights: RightsConfig = getattr(self.config.sources, source)
-        row = {
-            "doc_id": doc_id(source, upstream_id),
-            "source": source,
+        defaults = {
             "license": rights.license,
             "legal_basis": list(rights.legal_basis),
             "osaid_class": rights.osaid_class,
             "redistribution": rights.redistribution,
             "optout": OPTOUT_NOT_CHECKED,
-            "decisions": [],
-            "dedup_cluster_id": None,
-            "dedup_cluster_size": None,
-            "included": True,
-            "exclusion_reason": None,
-            "shard": None,
-            "row": None,
-            "num_tokens": None,
-            "pipeline_version": self.ctx.pipeline_version,
-            "config_sha256": self.ctx.config_sha256,
-            "text_sha256": None,
-            "retrieved_at": None,
-            "raw_sha256": None,
         }
-        row.update({k: v for k, v in fields.items() if v is not None})
-        return row
+        # A document's own file may leave licence or class unset: then the source's default stands.
+        given = {k: v for k, v in fields.items() if v is not None}
+        return new_row(
+            doc_id=doc_id(source, upstream_id),
+            source=source,
+            pipeline_version=self.ctx.pipeline_version,
+            config_sha256=self.ctx.config_sha256,
+            **(defaults | given),
+        )
 
     def process(self, shard: ShardSpec) -> ShardResult:
         item = shard.inputs
@@ -172,7 +171,7 @@ class FetchStage(Stage):
             locator=json.dumps(locator, ensure_ascii=False, sort_keys=True),
             retrieved_at=warc_retrieved_at(rec.warc_date),
             raw_sha256=sha256_hex(rec.payload),
-            transforms=[transform("fetch", "warcio", version("warcio"), {"digest_check": True})],
+            transforms=[_warc_reader_transform()],
             decisions=[decision("fetch", "payload_digest_verified", None, rec.digest_verified is not False)],
         )
         doc = {

@@ -10,39 +10,27 @@ import pytest
 
 from manifests.io import atomic_write_json, atomic_write_parquet, manifest_table, write_manifest
 from manifests.layout import docs_path, manifest_path, stage_stats_path
-from manifests.schema import doc_id
+from manifests.schema import doc_id, new_row
 from pipeline.config import load_config
 from pipeline.stage import RunContext, ShardSpec
 
 
-def manifest_row(upstream_id: str, source: str = "local", **overrides) -> dict:
-    row = {
-        "doc_id": doc_id(source, upstream_id),
-        "source": source,
-        "source_uri": f"https://example.jp/{upstream_id}",
-        "locator": json.dumps({"id": upstream_id}),
-        "retrieved_at": "2025-01-15T00:00:00+00:00",
-        "raw_sha256": "0" * 64,
-        "text_sha256": None,
-        "license": "NOASSERTION",
-        "legal_basis": ["JP-Copyright-Art30-4"],
-        "osaid_class": "public",
-        "redistribution": "locator_only",
-        "optout": "{}",
-        "transforms": [],
-        "decisions": [],
-        "dedup_cluster_id": None,
-        "dedup_cluster_size": None,
-        "included": True,
-        "exclusion_reason": None,
-        "shard": None,
-        "row": None,
-        "num_tokens": None,
-        "pipeline_version": "test",
-        "config_sha256": "test",
-    }
-    row.update(overrides)
-    return row
+def manifest_row(upstream_id: str, source: str = "local") -> dict:
+    return new_row(
+        doc_id=doc_id(source, upstream_id),
+        source=source,
+        source_uri=f"https://example.jp/{upstream_id}",
+        locator=json.dumps({"id": upstream_id}),
+        retrieved_at="2025-01-15T00:00:00+00:00",
+        raw_sha256="0" * 64,
+        license="NOASSERTION",
+        legal_basis=["JP-Copyright-Art30-4"],
+        osaid_class="public",
+        redistribution="locator_only",
+        optout="{}",
+        pipeline_version="test",
+        config_sha256="test",
+    )
 
 
 class ShardMaker:

@@ -55,8 +55,14 @@ def test_set_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
         ("quality.min_hiragana_fraction=1.5", "quality.min_hiragana_fraction: must be between 0 and 1"),
         ("clean.min_chars", "--set expects key=value"),
         ("extract.trafilatura_preset=fast", "extract.trafilatura_preset: must be one of"),
-        ("sources.commoncrawl.cdx.url_patterns=[example.jp/*]", "sources.commoncrawl.cdx.crawls: name the crawls"),
-        ("sources.commoncrawl.http.concurrency=0", "sources.commoncrawl.http.concurrency: must be at least 1"),
+        (
+            "sources.commoncrawl.cdx.url_patterns=[example.jp/*]",
+            "sources.commoncrawl.cdx.crawls: name the crawls",
+        ),
+        (
+            "sources.commoncrawl.http.concurrency=0",
+            "sources.commoncrawl.http.concurrency: must be at least 1",
+        ),
     ],
 )
 def test_bad_overrides_name_the_key(override, message):

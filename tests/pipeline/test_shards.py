@@ -7,7 +7,7 @@ import pytest
 
 from manifests.io import read_manifest
 from manifests.layout import docs_path, manifest_path, rejected_path, shard_stats_path
-from manifests.schema import doc_id
+from manifests.schema import doc_id, new_row
 from pipeline.config import load_config
 from pipeline.errors import MissingInputError
 from pipeline.shards import input_shards, remove_orphans, run_shard, sum_stage_stats
@@ -17,31 +17,21 @@ TEXTS = ["吾輩は猫である。名前はまだ無い。", "どこで生れた
 
 
 def base_row(i):
-    return {
-        "doc_id": doc_id("local", f"neko:{i}"),
-        "source": "local",
-        "source_uri": f"file:neko#{i}",
-        "locator": "{}",
-        "retrieved_at": "2026-11-29T00:00:00+00:00",
-        "raw_sha256": "0" * 64,
-        "text_sha256": None,
-        "license": "LicenseRef-PublicDomain-JP",
-        "legal_basis": ["JP-Copyright-Art13"],
-        "osaid_class": "open",
-        "redistribution": "text",
-        "optout": "{}",
-        "transforms": [],
-        "decisions": [],
-        "dedup_cluster_id": None,
-        "dedup_cluster_size": None,
-        "included": True,
-        "exclusion_reason": None,
-        "shard": None,
-        "row": None,
-        "num_tokens": None,
-        "pipeline_version": "test",
-        "config_sha256": "c",
-    }
+    return new_row(
+        doc_id=doc_id("local", f"neko:{i}"),
+        source="local",
+        source_uri=f"file:neko#{i}",
+        locator="{}",
+        retrieved_at="2026-11-29T00:00:00+00:00",
+        raw_sha256="0" * 64,
+        license="LicenseRef-PublicDomain-JP",
+        legal_basis=["JP-Copyright-Art13"],
+        osaid_class="open",
+        redistribution="text",
+        optout="{}",
+        pipeline_version="test",
+        config_sha256="c",
+    )
 
 
 class MinLengthStage(Stage):

@@ -80,7 +80,7 @@ class KokkaiReplay:
     def __init__(self) -> None:
         self.meeting_list = constructed_meeting_list()
         self.fail: dict[str, list[int]] = {}  # path -> statuses to answer next
-        self.log: list[dict] = []  # path, query, arrived, finished (time.monotonic)
+        self._log: list[dict] = []  # path, query, arrived, finished (time.monotonic)
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -89,6 +89,16 @@ class KokkaiReplay:
         self.httpd.replay = self
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
+
+    @property
+    def log(self) -> list[dict]:
+        """The requests answered so far. A handler logs after its last bytes are sent, so the
+        client can have its answer a moment before: wait (up to 2 s) until no handler is busy."""
+        deadline = time.monotonic() + 2.0
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.001)
+        with self.lock:
+            return list(self._log)
 
     @property
     def base_url(self) -> str:
@@ -190,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
             with replay.lock:
                 replay.in_flight -= 1
                 query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-                replay.log.append(
+                replay._log.append(
                     {"path": parts.path, "query": query, "arrived": arrived, "finished": time.monotonic()}
                 )
 
