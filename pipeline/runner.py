@@ -13,7 +13,7 @@ from pipeline import __version__
 from pipeline.config import Config, ConfigError
 from pipeline.errors import MissingInputError
 from pipeline.progress import StageProgress
-from pipeline.shards import is_done, is_stage_complete, remove_orphans, sum_stage_stats
+from pipeline.shards import done_shards, is_stage_complete, remove_orphans, sum_stage_stats
 from pipeline.stage import RunContext
 from pipeline.stages import STAGE_ORDER, STAGES
 
@@ -98,7 +98,8 @@ def run_stage(name: str, ctx: RunContext, runtime, stream: TextIO) -> None:
     stage = STAGES[name](ctx)
     remove_orphans(ctx.run_dir, name)
     shards = stage.plan()
-    pending = [s for s in shards if not is_done(ctx.run_dir, name, s.name)]
+    done = set(done_shards(ctx.run_dir, name))  # one listing, not one existence check per shard
+    pending = [s for s in shards if s.name not in done]
     progress = StageProgress(name, len(shards), len(shards) - len(pending), stream)
     if pending:
         stage.prepare(shards, runtime.pmap)
