@@ -56,3 +56,13 @@ def done_shards(run_dir: str, stage: str) -> list[str]:
 def is_stage_complete(run_dir: str, stage: str) -> bool:
     """A stage's summed stats are written only after every one of its shards is done."""
     return exists(stage_stats_path(run_dir, stage))
+
+
+def raw_path(run_dir: str, source: str, key: str) -> str:
+    """Where an API answer is kept: the bytes a document's raw_sha256 is taken of."""
+    return f"{stage_dir(run_dir, 'fetch')}/raw/{source}/{key}.json"
+
+
+def source_dir(run_dir: str, source: str) -> str:
+    """A source's listing of what to fetch (made once, on the driver)."""
+    return f"{stage_dir(run_dir, 'fetch')}/{source}"

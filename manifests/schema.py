@@ -11,7 +11,8 @@ from typing import Any
 
 import pyarrow as pa
 
-MANIFEST_VERSION = "1.0"
+# 1.1 added `attribution`; a 1.0 reader ignores it, so the major version stays.
+MANIFEST_VERSION = "1.1"
 VERSION_METADATA_KEY = b"manifest_version"
 
 TRANSFORM_TYPE = pa.struct(
@@ -47,6 +48,8 @@ _FIELDS = [
     pa.field("legal_basis", pa.list_(pa.string()), nullable=False),
     pa.field("osaid_class", pa.string(), nullable=False),
     pa.field("redistribution", pa.string(), nullable=False),
+    # The credit line the source's terms require (出典), e.g. for Diet minutes and PDL 1.0 pages.
+    pa.field("attribution", pa.string()),
     pa.field("optout", pa.string(), nullable=False),  # JSON object
     pa.field("transforms", pa.list_(TRANSFORM_TYPE), nullable=False),
     pa.field("decisions", pa.list_(DECISION_TYPE), nullable=False),

@@ -8,6 +8,7 @@ relative to that file's directory, so a run works from any working directory.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import os
 import types
@@ -27,6 +28,8 @@ PATH_KEYS = (
     "sources.commoncrawl.warc_urls",
     "sources.commoncrawl.columnar_index.paths",
     "sources.local.paths",
+    "sources.kokkai.saved_responses",
+    "sources.egov.bulk_paths",
     "optout.blocklist_path",
     "optout.takedown_path",
     "tokenize.tokenizer_path",
@@ -48,18 +51,24 @@ class RightsConfig:
 
 
 @dataclass
-class HttpConfig:
-    """Politeness and retries for every HTTP client of a source."""
+class RetryConfig:
+    """Timeouts and retries of a source's HTTP client."""
 
     timeout_seconds: float = 60.0
-    # Requests in flight at once, and at most this many to any one host.
-    concurrency: int = 8
-    max_connections_per_host: int = 4
     # Retries on 429, 5xx (Common Crawl answers 503 SlowDown), timeouts and resets, with
     # exponential backoff and full jitter; Retry-After is honoured up to the maximum.
     max_attempts: int = 5
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
+
+
+@dataclass
+class HttpConfig(RetryConfig):
+    """Politeness and retries for every HTTP client of a source."""
+
+    # Requests in flight at once, and at most this many to any one host.
+    concurrency: int = 8
+    max_connections_per_host: int = 4
 
 
 @dataclass
@@ -115,9 +124,89 @@ class LocalConfig(RightsConfig):
 
 
 @dataclass
+class KokkaiConfig(RightsConfig):
+    """国会会議録検索システム API (sources/kokkai.py): one request at a time, a pause after each."""
+
+    enabled: bool = False
+    base_url: str = "https://kokkai.ndl.go.jp/api"
+    # Which meetings: a date range (YYYY-MM-DD), a session range (回次), or both; the API ANDs
+    # every condition given, and the house and meeting names narrow further.
+    from_: str | None = field(default=None, metadata={"key": "from"})
+    until: str | None = None
+    session_from: int | None = None
+    session_to: int | None = None
+    name_of_house: str | None = None
+    name_of_meeting: str | None = None
+    # /meeting answers saved as the API served them (JSON), read instead of asking the API.
+    saved_responses: list[str] = field(default_factory=list)
+    # One document per meeting (speeches joined), or per speech. Never per speaker: see kokkai.py.
+    documents: str = "meeting"
+    # The 「○肩書（氏名君）　」 that opens every speech: strip (recorded as a transform) or keep.
+    speaker_prefix: str = "strip"
+    # The API asks for a few seconds after each response before the next request.
+    pause_seconds: float = 3.0
+    meetings_per_shard: int = 50
+    # A run of this many meetings failing in a row stops the shard (the API is down, not one
+    # meeting bad); a re-run resumes after the last stored meeting.
+    max_consecutive_failures: int = 5
+    http: RetryConfig = field(
+        default_factory=lambda: RetryConfig(
+            timeout_seconds=120.0, backoff_base_seconds=3.0, backoff_max_seconds=120.0
+        )
+    )
+    license: str = "LicenseRef-Kokkai-SpeakerCopyright"
+    # Art. 30-4 covers training; Art. 40(1) (public political speech) is a legal-review decision.
+    legal_basis: list[str] = field(default_factory=lambda: ["JP-Copyright-Art30-4", "JP-Copyright-Art40-1"])
+    osaid_class: str = "public"
+    redistribution: str = "locator_only"
+
+
+@dataclass
+class EgovConfig(RightsConfig):
+    """e-Gov 法令 (sources/egov.py, sources/egov_bulk.py): law text, not copyrightable (Art. 13)."""
+
+    enabled: bool = False
+    base_url: str = "https://laws.e-gov.go.jp/api/2"
+    # api: the law list (/laws) then each law's text (/law_data); bulk: the ZIP of every law.
+    mode: str = "api"
+    law_types: list[str] = field(default_factory=list)
+    # Laws to fetch by id or revision id; empty means every law the list returns.
+    law_ids: list[str] = field(default_factory=list)
+    asof: str | None = None
+    limit: int | None = None
+    bulk_url: str = "https://laws.e-gov.go.jp/bulkdownload?file_section=1&only_xml_flag=true"
+    # Bulk ZIPs already on disk (local or fsspec); when given, bulk_url is not downloaded.
+    bulk_paths: list[str] = field(default_factory=list)
+    laws_per_shard: int = 200
+    # No rate limit is published: one request at a time and a short pause after each.
+    pause_seconds: float = 1.0
+    http: RetryConfig = field(default_factory=lambda: RetryConfig(timeout_seconds=120.0))
+    license: str = "LicenseRef-JP-Copyright-Art13-NonCopyrightable"
+    legal_basis: list[str] = field(default_factory=lambda: ["JP-Copyright-Art13"])
+    osaid_class: str = "open"
+    redistribution: str = "text"
+
+
+@dataclass
+class GovWebConfig:
+    """Pages of government domains arriving through Common Crawl or a local WARC become `gov_web`.
+
+    They keep the rights of the source they came through unless the page states 公共データ利用規約
+    (PDL 1.0) or 政府標準利用規約 (第2.0版); then those terms apply (filters/gov_terms.py).
+    """
+
+    enabled: bool = True
+    # Host suffixes: a host equal to one or ending in "." + one matches.
+    domains: list[str] = field(default_factory=lambda: ["go.jp", "lg.jp"])
+
+
+@dataclass
 class SourcesConfig:
     commoncrawl: CommonCrawlConfig = field(default_factory=CommonCrawlConfig)
     local: LocalConfig = field(default_factory=LocalConfig)
+    kokkai: KokkaiConfig = field(default_factory=KokkaiConfig)
+    egov: EgovConfig = field(default_factory=EgovConfig)
+    gov_web: GovWebConfig = field(default_factory=GovWebConfig)
 
 
 @dataclass
@@ -216,9 +305,7 @@ class Config:
         return str((Path(self.base_dir) / path).resolve())
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data.pop("base_dir")
-        return data
+        return _to_dict(self)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=True, allow_unicode=True)
@@ -255,6 +342,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
         return _build(tp, value, key)
+    if tp is str and isinstance(value, datetime.date):  # YAML reads 2024-10-01 as a date
+        return value.isoformat()
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is bool or tp is int:
@@ -266,21 +355,40 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+def _key(f: dataclasses.Field) -> str:
+    """A field's config key: its name, unless that is a Python keyword (`from`, stored as `from_`)."""
+    return f.metadata.get("key", f.name)
+
+
 def _fields(cls: type) -> dict[str, Any]:
-    """Field name -> resolved type annotation, without internal fields."""
+    """Config key -> resolved type annotation, without internal fields."""
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    return {_key(f): hints[f.name] for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     fields = _fields(cls)
+    names = {_key(f): f.name for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
             raise ConfigError(f"{dotted}: unknown config key")
-        kwargs[key] = _coerce(value, fields[key], dotted)
+        kwargs[names[key]] = _coerce(value, fields[key], dotted)
     return cls(**kwargs)
+
+
+def _to_dict(obj: Any) -> Any:
+    """Like dataclasses.asdict, with config keys (`from`) rather than field names (`from_`)."""
+    if dataclasses.is_dataclass(obj):
+        return {
+            _key(f): _to_dict(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not f.metadata.get("internal")
+        }
+    if isinstance(obj, list):
+        return [_to_dict(v) for v in obj]
+    return obj
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -358,7 +466,7 @@ def _relative_to(value: Any, base_dir: Path) -> Any:
 def _validate(config: Config) -> None:
     from manifests.schema import OSAID_CLASSES, REDISTRIBUTION
 
-    for name in ("commoncrawl", "local"):
+    for name in ("commoncrawl", "local", "kokkai", "egov"):
         src = getattr(config.sources, name)
         if src.osaid_class not in OSAID_CLASSES:
             raise ConfigError(f"sources.{name}.osaid_class: must be one of {', '.join(OSAID_CLASSES)}")
@@ -381,6 +489,13 @@ def _validate(config: Config) -> None:
     ):
         if seconds <= 0:
             raise ConfigError(f"{key}: must be positive")
+    _validate_kokkai(config.sources.kokkai)
+    _validate_egov(config.sources.egov)
+    for i, domain in enumerate(config.sources.gov_web.domains):
+        if not domain or domain != domain.strip().strip(".").lower():
+            raise ConfigError(
+                f"sources.gov_web.domains[{i}]: write a host suffix such as go.jp, got {domain!r}"
+            )
     from filters.html import TRAFILATURA_PRESETS
 
     if config.extract.trafilatura_preset not in TRAFILATURA_PRESETS:
@@ -395,3 +510,72 @@ def _validate(config: Config) -> None:
         raise ConfigError("clean.min_language_score: must be between 0 and 1")
     if not 0.0 <= config.quality.min_hiragana_fraction <= 1.0:
         raise ConfigError("quality.min_hiragana_fraction: must be between 0 and 1")
+
+
+def _check_retry(key: str, http: RetryConfig) -> None:
+    if http.max_attempts < 1:
+        raise ConfigError(f"{key}.max_attempts: must be at least 1")
+    if http.timeout_seconds <= 0:
+        raise ConfigError(f"{key}.timeout_seconds: must be positive")
+
+
+def _check_date(key: str, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{key}: expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _validate_kokkai(kokkai: KokkaiConfig) -> None:
+    key = "sources.kokkai"
+    if kokkai.documents not in ("meeting", "speech"):
+        raise ConfigError(f"{key}.documents: must be meeting or speech (never per speaker: Art. 40(1))")
+    if kokkai.speaker_prefix not in ("strip", "keep"):
+        raise ConfigError(f"{key}.speaker_prefix: must be strip or keep")
+    if "JP-Copyright-Art30-4" not in kokkai.legal_basis:
+        raise ConfigError(f"{key}.legal_basis: must include JP-Copyright-Art30-4 (training is analysis)")
+    if kokkai.pause_seconds < 0:
+        raise ConfigError(f"{key}.pause_seconds: must not be negative")
+    for name in ("meetings_per_shard", "max_consecutive_failures"):
+        if getattr(kokkai, name) < 1:
+            raise ConfigError(f"{key}.{name}: must be at least 1")
+    _check_date(f"{key}.from", kokkai.from_)
+    _check_date(f"{key}.until", kokkai.until)
+    _check_retry(f"{key}.http", kokkai.http)
+    has_range = any(
+        v is not None for v in (kokkai.from_, kokkai.until, kokkai.session_from, kokkai.session_to)
+    )
+    if kokkai.enabled and not (has_range or kokkai.saved_responses):
+        raise ConfigError(
+            f"{key}: name the meetings: from/until (dates), session_from/session_to, or saved_responses"
+        )
+
+
+EGOV_LAW_TYPES = (
+    "Constitution",
+    "Act",
+    "CabinetOrder",
+    "ImperialOrder",
+    "MinisterialOrdinance",
+    "Rule",
+    "Misc",
+)
+
+
+def _validate_egov(egov: EgovConfig) -> None:
+    key = "sources.egov"
+    if egov.mode not in ("api", "bulk"):
+        raise ConfigError(f"{key}.mode: must be api or bulk")
+    for i, law_type in enumerate(egov.law_types):
+        if law_type not in EGOV_LAW_TYPES:
+            raise ConfigError(f"{key}.law_types[{i}]: {law_type!r} is not one of {', '.join(EGOV_LAW_TYPES)}")
+    if egov.laws_per_shard < 1:
+        raise ConfigError(f"{key}.laws_per_shard: must be at least 1")
+    if egov.limit is not None and egov.limit < 1:
+        raise ConfigError(f"{key}.limit: must be at least 1")
+    if egov.pause_seconds < 0:
+        raise ConfigError(f"{key}.pause_seconds: must not be negative")
+    _check_date(f"{key}.asof", egov.asof)
+    _check_retry(f"{key}.http", egov.http)

@@ -80,14 +80,32 @@ class RayRuntime:
 
 
 def _unordered(pool: ActorPool, shards: list[ShardSpec], stage_name: str) -> Iterator[tuple[int, Any]]:
+    """Results as shards finish. Shards of one serial group are submitted one after another, each
+    when the one before it has finished; all other shards at once."""
+    queues: dict[str, list[ShardSpec]] = {}
     for shard in shards:
-        pool.submit(lambda actor, s: actor.run.remote(s), shard)
+        if shard.serial is None:
+            pool.submit(lambda actor, s: actor.run.remote(s), shard)
+        else:
+            queues.setdefault(shard.serial, []).append(shard)
+    serial_of = {s.index: s.serial for s in shards}
+
+    def submit_next(group: str) -> None:
+        if queues[group]:
+            pool.submit(lambda actor, s: actor.run.remote(s), queues[group].pop(0))
+
+    for group in queues:
+        submit_next(group)
     while pool.has_next():
         try:
-            yield pool.get_next_unordered()
+            index, result = pool.get_next_unordered()
         except ray.exceptions.RayError as exc:
             # The actor died (killed, out of memory) rather than the shard raising.
             yield -1, ShardFailed(stage_name, "(unknown)", f"a Ray worker died: {type(exc).__name__}: {exc}")
+            continue
+        if serial_of.get(index) is not None:
+            submit_next(serial_of[index])
+        yield index, result
 
 
 @ray.remote(num_cpus=1)

@@ -43,6 +43,9 @@ class ShardSpec:
 
     index: int
     inputs: dict[str, Any]
+    # Shards with the same serial key never run at the same time: a source that allows one
+    # request at a time (the Diet minutes API) is fetched by one worker at a time, in order.
+    serial: str | None = None
 
     @property
     def name(self) -> str:

@@ -41,8 +41,10 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -110,15 +112,32 @@ class LawDocument:
     text: str
     request_url: str
     raw_sha256: str
+    raw: bytes = field(default=b"", repr=False)  # the response body as received
 
 
 class EgovClient:
     """A client for 法令API v2. Without ``client``, one polite :class:`HttpClient` (one request in
-    flight to the host: the API publishes no rate limit, so stay at concurrency 1) is made."""
+    flight to the host: the API publishes no rate limit, so stay at concurrency 1) is made.
+    ``pause_seconds`` is waited between the end of one answer and the next request (the first
+    too with ``pause_first``, when another client may just have asked); ``sleep`` and ``clock``
+    are injectable for tests."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, client: HttpClient | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        client: HttpClient | None = None,
+        *,
+        pause_seconds: float = 0.0,
+        pause_first: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = client if client is not None else HttpClient(max_connections_per_host=1)
+        self.pause_seconds = pause_seconds
+        self._sleep, self._clock = sleep, clock
+        self._lock = threading.Lock()
+        self._last_finished: float | None = clock() if pause_first else None
 
     # -- /laws ---------------------------------------------------------------------------------
 
@@ -178,11 +197,23 @@ class EgovClient:
             text=law.text,
             request_url=url,
             raw_sha256=hashlib.sha256(response.content).hexdigest(),
+            raw=response.content,
         )
 
     # -- plumbing ------------------------------------------------------------------------------
 
     def _get(self, url: str):
+        with self._lock:
+            if self._last_finished is not None:
+                wait = self.pause_seconds - (self._clock() - self._last_finished)
+                if wait > 0:
+                    self._sleep(wait)
+            try:
+                return self._get_now(url)
+            finally:
+                self._last_finished = self._clock()
+
+    def _get_now(self, url: str):
         try:
             response = self.client.get(url, expect=(200, *_ERROR_STATUSES))
         except HttpError as err:

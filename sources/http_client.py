@@ -16,6 +16,7 @@ server that trickles bytes, no per-host limit across threads, and its sleeps are
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import http.cookiejar
 import random
@@ -77,6 +78,20 @@ class HttpResponse:
     headers: Mapping[str, str]  # case-insensitive, as requests gives them
     content: bytes = field(repr=False)
     attempts: int = 1  # 1 if the first try succeeded
+
+
+@dataclass(frozen=True)
+class ResponsePage:
+    """An API answer kept for provenance: the URL asked, the body's exact bytes, and when it
+    arrived (ISO 8601, UTC). A document's raw_sha256 is taken of ``body``."""
+
+    url: str
+    body: bytes = field(repr=False)
+    retrieved_at: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
 
 
 class HttpError(SourceError):

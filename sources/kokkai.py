@@ -33,13 +33,14 @@ import re
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from datetime import date as _date
 from urllib.parse import quote, urlencode
 
 from sources.errors import SourceError
-from sources.http_client import HttpClient, RetryPolicy
+from sources.http_client import HttpClient, ResponsePage, RetryPolicy
 
 DEFAULT_BASE_URL = "https://kokkai.ndl.go.jp/api"
 # maximumRecords upper bound per endpoint (api.html, research note §1.1).
@@ -192,9 +193,10 @@ def _api_error(uri: str, status: int, body: bytes) -> SourceError:
 class KokkaiClient:
     """One request at a time, ``pause_seconds`` after each response before the next request.
 
-    ``client`` defaults to an :class:`HttpClient` with one connection per host whose retry
-    backoff (429/5xx) also waits at least ``pause_seconds``; a client passed in keeps its own
-    retry settings. ``sleep`` and ``clock`` are injectable for tests.
+    ``client`` defaults to an :class:`HttpClient` (``timeout_seconds``, ``retry``) with one
+    connection per host whose retry backoff (429/5xx) also waits at least ``pause_seconds``; a
+    client passed in keeps its own retry settings. ``pause_first`` pauses before the first
+    request too. ``sleep`` and ``clock`` are injectable for tests.
     """
 
     def __init__(
@@ -205,6 +207,9 @@ class KokkaiClient:
         sleep: Callable[[float], None] = time.sleep,
         *,
         clock: Callable[[], float] = time.monotonic,
+        pause_first: bool = False,
+        timeout_seconds: float = 120.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if pause_seconds < 0:
             raise ValueError(f"pause_seconds must not be negative, got {pause_seconds}")
@@ -213,15 +218,17 @@ class KokkaiClient:
         self._sleep = sleep
         self._clock = clock
         if client is None:
+            retry = retry or RetryPolicy(max_attempts=5, backoff_base_seconds=max(pause_seconds, 1.0))
             client = HttpClient(
-                timeout_seconds=120.0,
-                retry=RetryPolicy(max_attempts=5, backoff_base_seconds=max(pause_seconds, 1.0)),
+                timeout_seconds=timeout_seconds,
+                retry=retry,
                 max_connections_per_host=1,
                 sleep=lambda seconds: sleep(max(seconds, pause_seconds)),
             )
         self.client = client
         self._lock = threading.Lock()
-        self._last_finished: float | None = None
+        # pause_first: another client (an earlier shard, the driver's listing) may have just asked.
+        self._last_finished: float | None = clock() if pause_first else None
 
     # -- low level ---------------------------------------------------------------------------
 
@@ -255,6 +262,11 @@ class KokkaiClient:
 
     def query(self, endpoint: str, params: Mapping[str, object]) -> tuple[dict, str]:
         """One polite request: ``(decoded JSON, request URL)``. API errors raise KokkaiError."""
+        data, page = self.request(endpoint, params)
+        return data, page.url
+
+    def request(self, endpoint: str, params: Mapping[str, object]) -> tuple[dict, ResponsePage]:
+        """One polite request: the decoded JSON and the response as received."""
         url = self.build_url(endpoint, params)
         with self._lock:
             if self._last_finished is not None:
@@ -267,24 +279,15 @@ class KokkaiClient:
                 self._last_finished = self._clock()
         if response.status != 200:
             raise _api_error(url, response.status, response.content)
-        try:
-            data = json.loads(response.content.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as err:
-            head = response.content[:60].decode("utf-8", errors="replace")
-            raise SourceError(
-                url, f"expected a JSON answer ({err.__class__.__name__}), got {head!r}"
-            ) from None
-        if not isinstance(data, dict):
-            raise SourceError(url, f"expected a JSON object, got {type(data).__name__}")
-        if "message" in data and "numberOfRecords" not in data:
-            raise _api_error(url, response.status, response.content)
-        return data, url
+        page = ResponsePage(url, response.content, datetime.now(UTC).isoformat())
+        return parse_response(page), page
 
-    def _pages(self, endpoint: str, params: Mapping[str, object]) -> Iterator[tuple[dict, str]]:
+    def _pages(self, endpoint: str, params: Mapping[str, object]) -> Iterator[tuple[dict, ResponsePage]]:
         start = 1
         while True:
-            data, url = self.query(endpoint, {**params, "startRecord": start})
-            yield data, url
+            data, page = self.request(endpoint, {**params, "startRecord": start})
+            yield data, page
+            url = page.url
             following = data.get("nextRecordPosition")
             if following is None:
                 return
@@ -297,47 +300,77 @@ class KokkaiClient:
 
     def iter_meeting_ids(
         self,
-        from_date: str | _date,
-        until_date: str | _date,
+        from_date: str | _date | None = None,
+        until_date: str | _date | None = None,
         *,
         name_of_house: str | None = None,
         name_of_meeting: str | None = None,
+        session_from: int | None = None,
+        session_to: int | None = None,
     ) -> Iterator[tuple[str, str]]:
-        """``(issueID, date)`` of every meeting in the date range via ``/meeting_list``
-        (newest first, as the API sorts), 100 per request."""
+        """``(issueID, date)`` of every meeting in the date and session ranges (either may be
+        None) via ``/meeting_list`` (newest first, as the API sorts), 100 per request."""
         params = {
             "from": from_date,
             "until": until_date,
+            "sessionFrom": session_from,
+            "sessionTo": session_to,
             "nameOfHouse": name_of_house,
             "nameOfMeeting": name_of_meeting,
             "maximumRecords": MAX_RECORDS["meeting_list"],
         }
-        for data, url in self._pages("meeting_list", params):
+        for data, page in self._pages("meeting_list", params):
             for record in data.get("meetingRecord") or ():
                 if not record.get("issueID"):
-                    raise SourceError(url, "meetingRecord without issueID")
+                    raise SourceError(page.url, "meetingRecord without issueID")
                 yield record["issueID"], record.get("date")
 
-    def fetch_meeting(self, issue_id: str) -> DietMeeting:
-        """The whole meeting ``issue_id`` (all its speeches) via ``/meeting``."""
+    def fetch_meeting_pages(self, issue_id: str) -> list[ResponsePage]:
+        """Every ``/meeting`` answer for ``issue_id``, as received (usually one)."""
         if not re.fullmatch(r"[0-9A-Za-z]{21}", issue_id or ""):
             raise SourceError(
                 f"{self.base_url}/meeting", f"issueID must be 21 alphanumerics, got {issue_id!r}"
             )
-        records: list[dict] = []
-        urls: list[str] = []
-        for data, url in self._pages("meeting", {"issueID": issue_id, "maximumRecords": 1}):
-            urls.append(url)
-            records.extend(r for r in data.get("meetingRecord") or () if r.get("issueID") == issue_id)
-        if not records:
-            raise SourceError(urls[-1], f"no meeting with issueID {issue_id}")
-        merged = dict(records[0])
-        speeches: dict[str, dict] = {}
-        for record in records:
-            for speech in record.get("speechRecord") or ():
-                speeches.setdefault(speech.get("speechID"), speech)
-        merged["speechRecord"] = list(speeches.values())
-        return parse_meeting(merged, tuple(urls), urls[-1])
+        return [page for _, page in self._pages("meeting", {"issueID": issue_id, "maximumRecords": 1})]
+
+    def fetch_meeting(self, issue_id: str) -> DietMeeting:
+        """The whole meeting ``issue_id`` (all its speeches) via ``/meeting``."""
+        return meeting_from_pages(issue_id, self.fetch_meeting_pages(issue_id))
+
+
+def parse_response(page: ResponsePage) -> dict:
+    """A 200 answer's JSON object; an error object in a 200 answer raises KokkaiError."""
+    try:
+        data = json.loads(page.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        head = page.body[:60].decode("utf-8", errors="replace")
+        raise SourceError(
+            page.url, f"expected a JSON answer ({err.__class__.__name__}), got {head!r}"
+        ) from None
+    if not isinstance(data, dict):
+        raise SourceError(page.url, f"expected a JSON object, got {type(data).__name__}")
+    if "message" in data and "numberOfRecords" not in data:
+        raise _api_error(page.url, 200, page.body)
+    return data
+
+
+def meeting_from_pages(issue_id: str, pages: Sequence[ResponsePage]) -> DietMeeting:
+    """The meeting ``issue_id`` from its ``/meeting`` answers: the records with that issueID,
+    speeches merged by speechID (should a meeting ever span several answers)."""
+    records: list[dict] = []
+    for page in pages:
+        data = parse_response(page)
+        records.extend(r for r in data.get("meetingRecord") or () if r.get("issueID") == issue_id)
+    where = pages[-1].url if pages else "kokkai"
+    if not records:
+        raise SourceError(where, f"no meeting with issueID {issue_id}")
+    merged = dict(records[0])
+    speeches: dict[str, dict] = {}
+    for record in records:
+        for speech in record.get("speechRecord") or ():
+            speeches.setdefault(speech.get("speechID"), speech)
+    merged["speechRecord"] = list(speeches.values())
+    return parse_meeting(merged, tuple(p.url for p in pages), where)
 
 
 def _param(value: object) -> str:

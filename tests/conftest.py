@@ -45,6 +45,7 @@ import dataclasses
 import json
 import math
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+# Replay servers of the APIs (tests/servers/) are shared by source, stage and benchmark code.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 COMMONCRAWL_DATA = Path(__file__).resolve().parent / "data" / "commoncrawl"
 

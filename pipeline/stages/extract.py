@@ -2,9 +2,10 @@
 
 For each HTML response: decode by the declared charset (reject `charset` if it does not decode),
 measure the signals on the whole page before boilerplate removal (TDMRep, noai, block and
-takedown lists, rights notices, Swallow-style Japanese pre-selection), apply the configured
-policy, then run trafilatura in a guarded child process with a time limit. Documents that arrive
-as text (local files) are checked against the block and takedown lists by URL and pass through.
+takedown lists, rights notices, Swallow-style Japanese pre-selection; for a government page the
+reuse terms it states), apply the configured policy, then run trafilatura in a guarded child
+process with a time limit. Documents that arrive as text (local files, Diet minutes, laws) are
+checked against the block and takedown lists by URL and pass through.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from filters.extract_guard import GuardedExtractor
+from filters.gov_terms import attribution, stated_terms
 from filters.html import EXTRACTOR_ID, TRAFILATURA_PRESETS, decode_html, undecodable_reason
 from filters.optout import UrlList, check_optout
 from filters.preselect import japanese_preselect
@@ -76,7 +78,7 @@ class ExtractStage(Stage):
             if doc["text"] is not None:
                 text = self._document(doc, update)
             else:
-                text = self._html(doc, update)
+                text = self._html(doc, rows[i], update)
             texts.append(text if update.reason is None else None)
             updates.append(update)
         table = table.set_column(table.schema.get_field_index("text"), "text", pa.array(texts, pa.string()))
@@ -114,7 +116,20 @@ class ExtractStage(Stage):
         update.fields["optout"] = json.dumps(verdict, ensure_ascii=False, sort_keys=True)
         return doc["text"]
 
-    def _html(self, doc: dict[str, Any], update: RowUpdate) -> str | None:
+    def _gov_terms(self, url: str, row: dict[str, Any], notices: list[dict], update: RowUpdate) -> None:
+        """A government page that states PDL 1.0 or 政府標準利用規約 2.0 is open under those terms."""
+        terms = stated_terms(notices)
+        update.decisions.append(decision(self.name, "gov_terms", None, terms is not None))
+        if terms is not None:
+            update.fields.update(
+                license=terms.license,
+                legal_basis=list(row["legal_basis"]) + [terms.license],
+                osaid_class="open",
+                redistribution="text",
+                attribution=attribution(url, terms),
+            )
+
+    def _html(self, doc: dict[str, Any], row: dict[str, Any], update: RowUpdate) -> str | None:
         cfg = self.config.extract
         status = doc["http_status"]
         if cfg.require_http_200:
@@ -146,6 +161,8 @@ class ExtractStage(Stage):
         notices = detect_rights_notices(html) if html else []
         verdict["rights_notices"] = notices
         update.fields["optout"] = json.dumps(verdict, ensure_ascii=False, sort_keys=True)
+        if doc["source"] == "gov_web":
+            self._gov_terms(doc["url"], row, notices, update)
         excluded = sorted({n["kind"] for n in notices} & set(self.config.rights.exclude_kinds))
         update.decisions.append(decision(self.name, "rights_notices", len(notices), not excluded))
         passed, signal, detail = japanese_preselect(

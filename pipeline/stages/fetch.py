@@ -3,8 +3,9 @@ coordinates a third party needs to obtain the same bytes again.
 
 Shards, in this order: one per WARC file in `sources.commoncrawl.warc_urls` (streamed whole), one
 per chunk of index-selected Common Crawl records (fetched by byte range, see cc_selection.py),
-one per file in `sources.local.paths`. A record that cannot be fetched is rejected with its
-reason and coordinates; the run goes on.
+one per file in `sources.local.paths`, then the Diet minutes (kokkai_fetch.py) and the e-Gov laws
+(egov_fetch.py). A record that cannot be fetched is rejected with its reason and coordinates; the
+run goes on. A page from a government host (`sources.gov_web.domains`) becomes source `gov_web`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from filters.gov_terms import is_government_host
 from manifests.schema import OSAID_CLASSES, REDISTRIBUTION, doc_id, new_row, sha256_hex
 from pipeline.config import ConfigError, RightsConfig
 from pipeline.stage import ShardResult, ShardSpec, Stage, decision, transform
+from pipeline.stages import egov_fetch, kokkai_fetch
 
 FETCH_SCHEMA = pa.schema(
     [
@@ -107,17 +110,35 @@ class FetchStage(Stage):
             ]
             at = len(cc.warc_urls)
             inputs[at:at] = selected
+        if self.config.sources.kokkai.enabled:
+            from pipeline.stages.kokkai_fetch import plan_shards
+
+            inputs += plan_shards(self.config, self.ctx.run_dir)
+        if self.config.sources.egov.enabled:
+            from pipeline.stages.egov_fetch import plan_shards
+
+            inputs += plan_shards(self.config, self.ctx.run_dir)
         if not inputs:
             raise ConfigError("sources: no enabled source has any input")
-        return [ShardSpec(index=i, inputs=item) for i, item in enumerate(inputs)]
+        return [
+            ShardSpec(index=i, inputs=item, serial=item.pop("serial", None)) for i, item in enumerate(inputs)
+        ]
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        gov_web = self.config.sources.gov_web
+        self.gov_domains = tuple(gov_web.domains) if gov_web.enabled else ()
 
     def setup(self) -> None:
         from pipeline.stages.cc_selection import http_client
 
         self.client = http_client(self.config.sources.commoncrawl)
 
-    def _row(self, source: str, upstream_id: str, **fields: Any) -> dict[str, Any]:
-        rights: RightsConfig = getattr(self.config.sources, source)
+    def _row(
+        self, source: str, upstream_id: str, rights_of: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """A new manifest row with the rights of `rights_of` (default: the source's own)."""
+        rights: RightsConfig = getattr(self.config.sources, rights_of or source)
         defaults = {
             "license": rights.license,
             "legal_basis": list(rights.legal_basis),
@@ -138,10 +159,20 @@ class FetchStage(Stage):
     def process(self, shard: ShardSpec) -> ShardResult:
         item = shard.inputs
         rejected: list[dict[str, Any]] = []
-        if item["kind"] == "warc":
+        kind = item["kind"]
+        if kind == "warc":
             docs, rows = self._fetch_warc(item)
-        elif item["kind"] == "selection":
+        elif kind == "selection":
             docs, rows, rejected = self._fetch_selection(item)
+        elif kind == "kokkai":
+            run_dir = self.ctx.run_dir
+            docs, rows, rejected = kokkai_fetch.fetch_meetings(self._row, self.config, run_dir, shard)
+        elif kind == "kokkai_saved":
+            docs, rows = kokkai_fetch.read_saved(self._row, self.config, item)
+        elif kind == "egov_api":
+            docs, rows, rejected = egov_fetch.fetch_laws(self._row, self.config, self.ctx.run_dir, shard)
+        elif kind == "egov_bulk":
+            docs, rows, rejected = egov_fetch.read_bulk(self._row, self.config, item)
         else:
             docs, rows = self._fetch_documents(item)
         table = pa.Table.from_pylist(docs, schema=FETCH_SCHEMA)
@@ -164,9 +195,16 @@ class FetchStage(Stage):
         }
         if index_record is not None:
             locator["index"] = {"digest": index_record.digest, "languages": index_record.languages}
+        rights_of = source
+        if self.gov_domains and is_government_host(rec.target_uri, self.gov_domains):
+            # A government page: its own source, with the rights of the way it came until extract
+            # reads the terms it states (filters/gov_terms.py).
+            locator["via"] = source
+            source = "gov_web"
         row = self._row(
             source,
             f"{filename}@{rec.offset}",
+            rights_of=rights_of,
             source_uri=rec.target_uri,
             locator=json.dumps(locator, ensure_ascii=False, sort_keys=True),
             retrieved_at=warc_retrieved_at(rec.warc_date),

@@ -23,6 +23,7 @@ def make_row(**overrides):
         "legal_basis": ["JP-Copyright-Art30-4"],
         "osaid_class": "open",
         "redistribution": "text",
+        "attribution": "出典: 国会会議録検索システム (国立国会図書館)",
         "optout": json.dumps({"verdict": "not_checked"}),
         "transforms": [
             {"stage": "clean", "tool": "normalize", "version": "ja_nfkc_v1", "params_sha256": "ab"}

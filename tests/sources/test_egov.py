@@ -15,12 +15,10 @@ import hashlib
 import json
 import pickle
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from servers.egov import ReplayServer
 
 from sources.egov import EgovClient, EgovError, LawListEntry, parse_law_data
 from sources.errors import SourceError
@@ -32,65 +30,6 @@ GYOSEI_XML = (DATA / "405AC0000000088_20240401_504AC0100000052.xml").read_bytes(
 LAWS_JSON = json.loads((DATA / "egov_v2_laws_json.json").read_text(encoding="utf-8"))
 LAW_DATA_XML = (DATA / "egov_v2_law_data_xml.xml").read_bytes()
 LAW_DATA_JSON = (DATA / "egov_v2_law_data_json.json").read_bytes()
-
-
-# -- replay server ---------------------------------------------------------------------------
-
-
-class ReplayServer:
-    """``routes[path] = (status, content_type, body)``; ``fail_next(path, status, times, body)``
-    answers the next ``times`` requests to ``path`` with ``status`` first. ``requests`` logs
-    ``(path, query)`` with the query parsed to lists."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, object] = {}
-        self.failures: dict[str, list[tuple[int, bytes]]] = {}
-        self.requests: list[tuple[str, dict[str, list[str]]]] = []
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                parts = urlsplit(self.path)
-                query = parse_qs(parts.query)
-                with server.lock:
-                    server.requests.append((parts.path, query))
-                    pending = server.failures.get(parts.path)
-                    failure = pending.pop(0) if pending else None
-                if failure is not None:
-                    status, body = failure
-                    self._send(status, "application/json", body)
-                    return
-                route = server.routes.get(parts.path)
-                if route is None:
-                    self._send(404, "application/json", b'{"code": "404003", "message": "not in replay"}')
-                    return
-                status, content_type, body = route(query) if callable(route) else route
-                self._send(status, content_type, body)
-
-            def _send(self, status, content_type, body):
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api/2"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def fail_next(self, path: str, status: int, times: int = 1, body: bytes = b"") -> None:
-        self.failures.setdefault(path, []).extend([(status, body)] * times)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
