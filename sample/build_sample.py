@@ -19,6 +19,7 @@ import json
 import re
 import shutil
 import uuid
+import zipfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -339,6 +340,62 @@ def records_table(pages, shared):
     return "\n".join(rows) + "\n"
 
 
+def write_kokkai(shared, out):
+    """Two /meeting answers: the real (author-abridged) one as it is, and one rebuilt from full real
+    speeches: the three meetings with the most speeches in the shared sample, in the API's shape."""
+    (out / "kokkai").mkdir(exist_ok=True)
+    shutil.copyfile(shared / "fixtures/sources/kokkai_meeting_hbd.json", out / "kokkai/meeting_hbd.json")
+    by_meeting = collections.defaultdict(list)
+    with open(shared / "data/kokkai_speeches/speeches_sample2000.jsonl", encoding="utf-8") as f:
+        for line in f:
+            speech = json.loads(line)
+            by_meeting[speech["speech_id"].split("_")[0]].append(speech)
+    chosen = sorted(by_meeting, key=lambda i: (-len(by_meeting[i]), i))[:3]
+    records = []
+    for issue_id in sorted(chosen):
+        speeches = sorted(by_meeting[issue_id], key=lambda s: s["speech_id"])
+        first = speeches[0]
+        records.append(
+            {
+                "issueID": issue_id,
+                "nameOfHouse": first["house_name"],
+                "nameOfMeeting": first["meeting_name"],
+                "date": first["date"],
+                "meetingURL": f"https://kokkai.ndl.go.jp/txt/{issue_id}",
+                "speechRecord": [
+                    {
+                        "speechID": s["speech_id"],
+                        "speechOrder": int(s["speech_id"].split("_")[1]),
+                        "speakerGroup": s["speaker_group"],
+                        "speech": s["speech"],
+                        "speechURL": s["speech_url"],
+                    }
+                    for s in speeches
+                ],
+            }
+        )
+    answer = {"numberOfRecords": len(records), "numberOfReturn": len(records), "startRecord": 1,
+              "nextRecordPosition": None, "meetingRecord": records}  # fmt: skip
+    body = json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
+    (out / "kokkai/meetings_rebuilt.json").write_text(body, "utf-8")
+
+
+def write_egov_zip(shared, path):
+    """A bulk-download-shaped ZIP (<law_revision_id>/<law_revision_id>.xml) of two real laws.
+    Stored, not deflated, with fixed timestamps: the bytes must not depend on the zlib build."""
+    from lxml import etree
+
+    gyosei = shared / "data/egov_law_xml/405AC0000000088_20240401_504AC0100000052.xml"
+    example = etree.parse(str(shared / "fixtures/sources/egov_v2_law_data_xml.xml"))
+    revision = example.findtext("revision_info/law_revision_id").strip()
+    law = etree.tostring(example.find("law_full_text/Law"), encoding="utf-8", xml_declaration=True)
+    members = {gyosei.stem: gyosei.read_bytes(), revision: law}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        for rev in sorted(members):
+            info = zipfile.ZipInfo(f"{rev}/{rev}.xml", date_time=(2024, 11, 23, 0, 0, 0))
+            z.writestr(info, members[rev])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared")
@@ -352,6 +409,8 @@ def main():
     assert len({p["url"] for p in pages}) == len(pages), "record ids are uuid5(URL): URLs must be unique"
     write_warc(out / "ja_pages.warc.gz", pages)
     write_wikipedia(shared, out / "wikipedia_ja.jsonl")
+    write_kokkai(shared, out)
+    write_egov_zip(shared, out / "egov_laws.zip")
     for dest, src in COPIES.items():
         shutil.copyfile(shared / src, out / dest)
     # SOURCES.md is hand-written except the record table, which is regenerated between the markers.
