@@ -22,6 +22,7 @@ from typing import Any
 
 from manifests.io import atomic_write_json, filesystem
 from manifests.layout import raw_path, source_dir
+from manifests.schema import sha256_hex
 from pipeline.config import Config, EgovConfig
 from pipeline.stage import ShardSpec, transform
 from pipeline.stages.kokkai_fetch import RowBuilder, rejected_row, text_document
@@ -204,6 +205,7 @@ def fetch_laws(
             source_uri=pages[0].url,
             retrieved_at=pages[0].retrieved_at,
             raw_sha256=combined_sha256(pages),
+            text_sha256=sha256_hex(law_text.text),
             transforms=[_transform("api")],
         )
         rows.append(row)
@@ -254,6 +256,7 @@ def read_bulk(
             source_uri=source_uri,
             retrieved_at=read_at,
             raw_sha256=law.raw_sha256,
+            text_sha256=sha256_hex(law.text),
             transforms=[_transform("bulk")],
         )
         rows.append(row)

@@ -24,6 +24,7 @@ from typing import Any
 
 from manifests.io import atomic_write_json, filesystem
 from manifests.layout import raw_path, source_dir
+from manifests.schema import sha256_hex
 from pipeline.config import Config, KokkaiConfig
 from pipeline.stage import ShardSpec, decision, transform
 from pipeline.stages.raw_store import combined_sha256, load_answers, store_answers
@@ -147,6 +148,7 @@ def meeting_rows(
             locator=json.dumps(locator, ensure_ascii=False, sort_keys=True),
             retrieved_at=pages[-1].retrieved_at,
             raw_sha256=combined_sha256(pages),
+            text_sha256=sha256_hex(text),
             attribution=f"{ATTRIBUTION} {url}",
             transforms=[_transform(cfg.documents, cfg.speaker_prefix)],
         )

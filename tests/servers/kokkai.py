@@ -6,7 +6,8 @@ XML with root ``<data>`` otherwise; ``nextRecordPosition`` null on the last page
 with 0 hits; HTTP 400 with the real 19007 / 19011 bodies; the maximumRecords bounds and the
 2000-byte query limit enforced. The 250 meeting_list records are *constructed* from the real
 record's shape (see tests/data/kokkai/README.md); ``/meeting`` for one of them answers the real
-meeting's speeches under that issueID. ``replay.fail[path] = [503, ...]`` injects failures.
+meeting's speeches under that issueID. ``replay.fail[path] = [503, (400, ctype, body), ...]``
+answers the next requests to ``path`` with those (a bare status: a plain-text body).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class KokkaiReplay:
     def __init__(self) -> None:
         self.meeting_list = constructed_meeting_list()
         self.listed = {r["issueID"]: r for r in self.meeting_list}
-        self.fail: dict[str, list[int]] = {}  # path -> statuses to answer next
+        self.fail: dict[str, list] = {}  # path -> statuses or (status, ctype, body) to answer next
         self._log: list[dict] = []  # path, query, arrived, finished (time.monotonic)
         self.in_flight = 0
         self.max_in_flight = 0
@@ -98,7 +99,8 @@ class KokkaiReplay:
         with self.lock:
             statuses = self.fail.get(path)
             if statuses:
-                return statuses.pop(0), "text/plain", b"injected\n"
+                answer = statuses.pop(0)
+                return answer if isinstance(answer, tuple) else (answer, "text/plain", b"injected\n")
         query = {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
         packing = query.get("recordPacking", "xml")
         endpoint = path.removeprefix("/api/")
