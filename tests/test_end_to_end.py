@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import polars as pl
@@ -58,7 +59,26 @@ def expected_fetched() -> int:
     lines = sum(
         1 for line in (SAMPLE / "wikipedia_ja.jsonl").read_text(encoding="utf-8").splitlines() if line
     )
-    return records + lines
+    meetings = sum(
+        len(json.loads(p.read_text(encoding="utf-8"))["meetingRecord"])
+        for p in (SAMPLE / "kokkai").glob("*.json")
+    )
+    with zipfile.ZipFile(SAMPLE / "egov_laws.zip") as z:
+        laws = sum(1 for name in z.namelist() if name.endswith(".xml"))
+    return records + lines + meetings + laws
+
+
+def test_diet_minutes_laws_and_government_pages_reach_the_training_shards(run_dir):
+    final = pl.read_parquet(sorted((run_dir / "tokenize").glob("part-?????.manifest.parquet")))
+    included = final.filter(pl.col("included"))
+    by_source = dict(included.group_by("source").len().iter_rows())
+    assert by_source["kokkai"] >= 3 and by_source["egov"] == 2 and by_source["gov_web"] >= 1
+    gov = included.filter(pl.col("source").is_in(["kokkai", "egov"]))
+    assert gov["attribution"].null_count() == 0 and gov["raw_sha256"].null_count() == 0
+    laws = included.filter(pl.col("source") == "egov")
+    assert set(laws["osaid_class"]) == {"open"} and set(laws["redistribution"]) == {"text"}
+    titles = {json.loads(loc)["law_title"] for loc in laws["locator"]}
+    assert titles == {"行政手続法", "国旗及び国歌に関する法律"}
 
 
 def test_every_fetched_document_is_accounted_for(run_dir):

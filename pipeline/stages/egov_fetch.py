@@ -25,7 +25,7 @@ from manifests.layout import raw_path, source_dir
 from manifests.schema import sha256_hex
 from pipeline.config import Config, EgovConfig
 from pipeline.stage import ShardSpec, transform
-from pipeline.stages.kokkai_fetch import RowBuilder, rejected_row, text_document
+from pipeline.stages.fetch_rows import RowBuilder, fetch_reason, rejected_row, text_document
 from pipeline.stages.raw_store import combined_sha256, load_answers, store_answers
 
 SERIAL_KEY = "egov"
@@ -182,7 +182,8 @@ def fetch_laws(
             meta, law_text = parse_law_data(pages[0].url, pages[0].body)
         except SourceError as err:
             url = f"{cfg.base_url}/law_data/{ident}"
-            row, entry = rejected_row(row_for, "egov", ident, url, {"law_id": ref.get("law_id", ident)}, err)
+            locator = {"law_id": ref.get("law_id", ident), "request_url": url}
+            row, entry = rejected_row(row_for, "egov", ident, url, locator, fetch_reason(err), str(err))
             rows.append(row)
             rejected.append(entry)
             continue
@@ -225,14 +226,9 @@ def read_bulk(
     docs, rows, rejected = [], [], []
     for member, law in iter_bulk_laws(item["path"], item["members"]):
         if isinstance(law, Exception):
-            row, entry = rejected_row(
-                row_for,
-                "egov",
-                member,
-                f"{item['uri']}#{member}",
-                {"bulk_zip": item["uri"], "member": member},
-                law,
-            )
+            locator = {"bulk_zip": item["uri"], "member": member}
+            uri = f"{item['uri']}#{member}"
+            row, entry = rejected_row(row_for, "egov", member, uri, locator, fetch_reason(law), str(law))
             rows.append(row)
             rejected.append(entry)
             continue

@@ -23,6 +23,7 @@ from manifests.schema import OSAID_CLASSES, REDISTRIBUTION, doc_id, new_row, sha
 from pipeline.config import ConfigError, RightsConfig
 from pipeline.stage import ShardResult, ShardSpec, Stage, decision, transform
 from pipeline.stages import egov_fetch, kokkai_fetch
+from pipeline.stages.fetch_rows import rejected_row, text_document
 
 FETCH_SCHEMA = pa.schema(
     [
@@ -253,27 +254,13 @@ class FetchStage(Stage):
                 continue
             # The record could not be obtained: it is rejected here, with what was asked for.
             locator = record.to_dict() | {"fetch_url": cc.data_url.rstrip("/") + "/" + record.warc_filename}
+            upstream_id = f"{record.warc_filename}@{record.offset}"
             reason = f"fetch_{result.reason}"
-            row = self._row(
-                "commoncrawl",
-                f"{record.warc_filename}@{record.offset}",
-                source_uri=record.url,
-                locator=json.dumps(locator, ensure_ascii=False, sort_keys=True),
-                transforms=[],
-                decisions=[decision("fetch", "record_fetched", None, False)],
-                included=False,
-                exclusion_reason=f"fetch:{reason}",
+            row, entry = rejected_row(
+                self._row, "commoncrawl", upstream_id, record.url, locator, reason, str(result)
             )
             rows.append(row)
-            rejected.append(
-                {
-                    "doc_id": row["doc_id"],
-                    "source": "commoncrawl",
-                    "reason": reason,
-                    "detail": str(result),
-                    "text": None,
-                }
-            )
+            rejected.append(entry)
         return docs, rows, rejected
 
     def _fetch_documents(self, item: dict[str, Any]) -> tuple[list[dict], list[dict]]:
@@ -302,16 +289,5 @@ class FetchStage(Stage):
                 transforms=[tool],
             )
             rows.append(row)
-            docs.append(
-                {
-                    "doc_id": row["doc_id"],
-                    "source": item["source"],
-                    "url": doc.url,
-                    "http_status": None,
-                    "content_type": "text/plain; charset=utf-8",
-                    "http_headers": None,
-                    "payload": None,
-                    "text": doc.text,
-                }
-            )
+            docs.append(text_document(row, doc.url, doc.text))
         return docs, rows

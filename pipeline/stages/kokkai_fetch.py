@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,11 +25,11 @@ from manifests.io import atomic_write_json, filesystem
 from manifests.layout import raw_path, source_dir
 from manifests.schema import sha256_hex
 from pipeline.config import Config, KokkaiConfig
-from pipeline.stage import ShardSpec, decision, transform
+from pipeline.stage import ShardSpec, transform
+from pipeline.stages.fetch_rows import RowBuilder, fetch_reason, rejected_row, text_document
 from pipeline.stages.raw_store import combined_sha256, load_answers, store_answers
 
 SERIAL_KEY = "kokkai"
-RowBuilder = Callable[..., dict[str, Any]]
 
 
 def _client(cfg: KokkaiConfig, *, pause_first: bool):
@@ -157,50 +156,6 @@ def meeting_rows(
     return rows, docs
 
 
-def text_document(row: dict[str, Any], url: str, text: str) -> dict[str, Any]:
-    return {
-        "doc_id": row["doc_id"],
-        "source": row["source"],
-        "url": url,
-        "http_status": 200,
-        "content_type": "text/plain; charset=utf-8",
-        "http_headers": None,
-        "payload": None,
-        "text": text,
-    }
-
-
-def rejected_row(row_for: RowBuilder, source: str, upstream_id: str, uri: str, locator: dict, err) -> tuple:
-    """The manifest row and rejected entry of an item that could not be obtained."""
-    reason = fetch_reason(err)
-    row = row_for(
-        source,
-        upstream_id,
-        source_uri=uri,
-        locator=json.dumps(locator, ensure_ascii=False, sort_keys=True),
-        transforms=[],
-        decisions=[decision("fetch", "fetched", None, False)],
-        included=False,
-        exclusion_reason=f"fetch:{reason}",
-    )
-    entry = {"doc_id": row["doc_id"], "source": source, "reason": reason, "detail": str(err), "text": None}
-    return row, entry
-
-
-def fetch_reason(err: Exception) -> str:
-    """fetch_api_error (the API said no, its words in the detail), fetch_<http reason>, or
-    fetch_bad_response (an answer that could not be read)."""
-    from sources.egov import EgovError
-    from sources.http_client import HttpError
-    from sources.kokkai import KokkaiError
-
-    if isinstance(err, KokkaiError | EgovError):
-        return "fetch_api_error"
-    if isinstance(err, HttpError):
-        return f"fetch_{err.reason}"
-    return "fetch_bad_response"
-
-
 def fetch_meetings(
     row_for: RowBuilder, config: Config, run_dir: str, shard: ShardSpec
 ) -> tuple[list[dict], list[dict], list[dict]]:
@@ -227,8 +182,9 @@ def fetch_meetings(
                     cfg.base_url, f"{failed_in_a_row} meetings in a row could not be fetched; last: {err}"
                 ) from err
             refetch = client.build_url("meeting", {"issueID": issue_id, "maximumRecords": 1})
+            locator = {"issueID": issue_id, "request_url": refetch}
             row, entry = rejected_row(
-                row_for, "kokkai", issue_id, refetch, {"issueID": issue_id, "request_url": refetch}, err
+                row_for, "kokkai", issue_id, refetch, locator, fetch_reason(err), str(err)
             )
             rows.append(row)
             rejected.append(entry)

@@ -46,6 +46,9 @@ def test_fetch_plans_one_shard_per_input_in_config_order(shards):
         (0, "commoncrawl", "warc"),
         (1, "local", "warc"),
         (2, "local", "documents"),
+        (3, "kokkai", "kokkai_saved"),
+        (4, "kokkai", "kokkai_saved"),
+        (5, "egov", "egov_bulk"),
     ]
 
 
