@@ -13,15 +13,13 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import fsspec
 import pytest
 from lxml import etree
+from servers.egov import ReplayServer
 
 from sources.egov_bulk import (
     DEFAULT_MAX_MEMBER_BYTES,
@@ -350,51 +348,22 @@ def test_parse_revision_id_refuses_a_bad_id(revision_id):
 
 
 class BulkServer:
-    """Serves ``body`` at ``/bulkdownload?file_section=1&only_xml_flag=true`` (any other query or
-    path: 404), after answering the first ``fail_first`` requests with 503."""
+    """The e-Gov replay server (tests/servers/egov.py) serving ``body`` at ``/bulkdownload``, after
+    answering the first ``fail_first`` requests with 503."""
 
     def __init__(self, body: bytes, content_type: str = "application/zip", fail_first: int = 0) -> None:
-        self.body = body
-        self.content_type = content_type
-        self.fail_first = fail_first
-        self.requests: list[tuple[str, dict[str, list[str]]]] = []
-        self.lock = threading.Lock()
-        server = self
+        self.replay = ReplayServer()
+        self.replay.routes[BULK_URL_PATH] = (200, content_type, body)
+        busy = "<html><body>しばらくお待ちください</body></html>".encode()
+        self.replay.fail_next(BULK_URL_PATH, 503, fail_first, busy)
+        self.url = f"{self.replay.url.removesuffix('/api/2')}{BULK_URL_PATH}?{BULK_QUERY}"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                parts = urlsplit(self.path)
-                with server.lock:
-                    server.requests.append((parts.path, parse_qs(parts.query)))
-                    failing = server.fail_first > 0
-                    server.fail_first -= failing
-                if failing:
-                    self._send(503, "text/html", "<html><body>しばらくお待ちください</body></html>".encode())
-                elif parts.path == BULK_URL_PATH and parse_qs(parts.query) == parse_qs(BULK_QUERY):
-                    self._send(200, server.content_type, server.body)
-                else:
-                    self._send(404, "text/plain", b"not found")
-
-            def _send(self, status, content_type, body):
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}{BULK_URL_PATH}?{BULK_QUERY}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+    @property
+    def requests(self) -> list[tuple[str, dict[str, list[str]]]]:
+        return self.replay.requests
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.replay.close()
 
 
 @pytest.fixture
