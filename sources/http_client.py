@@ -4,7 +4,8 @@ One :class:`HttpClient` is shared by every thread of a worker. It keeps a pooled
 ``requests.Session``, allows at most ``max_connections_per_host`` requests in flight to any one
 host, retries what is worth retrying (429, 5xx, timeouts, refused or reset connections, bodies
 cut short) with exponential backoff and full jitter, honours ``Retry-After``, and counts what it
-did. ``get`` reads the whole body, so a response is complete or an :class:`HttpError` is raised.
+did. ``get`` (and ``post``) read the whole body, so a response is complete or an :class:`HttpError`
+is raised.
 
 Why not urllib3's ``Retry``: it retries statuses and connection errors, but not a body that ends
 early (that happens after urllib3 has returned the response), it has no total deadline against a
@@ -134,7 +135,7 @@ class _AttemptFailed(Exception):
 
 
 class HttpClient:
-    """A pooled, thread-safe GET client that retries politely and never floods one host.
+    """A pooled, thread-safe GET (and POST) client that retries politely and never floods one host.
 
     ``timeout_seconds`` bounds the connection, each socket read, and the whole attempt: a server
     that sends a byte every few seconds is cut off once the attempt has lasted that long.
@@ -179,12 +180,43 @@ class HttpClient:
         short excerpt, so an unexpected 200 with a whole multi-gigabyte WARC costs nothing.
         ``max_body_bytes`` refuses (without retrying) a larger body, reason ``too_large``.
         """
+        return self._request("GET", url, None, headers, expect, max_body_bytes)
+
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        expect: tuple[int, ...] = (200,),
+        max_body_bytes: int | None = None,
+    ) -> HttpResponse:
+        """POST ``body`` to ``url`` and read the whole answer, with the same retries as :meth:`get`.
+
+        Only for requests that may be sent twice: a retried POST repeats the request. Redirects
+        are not followed (requests would turn a POST answered 301/302 into a GET), so a 3xx is an
+        :class:`HttpError` unless it is in ``expect``.
+        """
+        if not isinstance(body, bytes):
+            raise TypeError(f"body must be bytes, got {type(body).__name__}")
+        return self._request("POST", url, body, headers, expect, max_body_bytes)
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+        expect: tuple[int, ...],
+        max_body_bytes: int | None,
+    ) -> HttpResponse:
+        """The retry loop shared by :meth:`get` and :meth:`post`."""
         all_headers = {"User-Agent": self.user_agent, **(headers or {})}
         for attempt in range(1, self.retry.max_attempts + 1):
             self._count("requests")
             try:
                 with self._host_slot(url):
-                    response = self._attempt(url, all_headers, expect, max_body_bytes)
+                    response = self._attempt(url, all_headers, expect, max_body_bytes, method, body)
             except _AttemptFailed as failed:
                 self._count(f"status_{failed.status}" if failed.status else f"error_{failed.reason}")
                 if not failed.retryable or attempt == self.retry.max_attempts:
@@ -220,11 +252,28 @@ class HttpClient:
     # -- one attempt -------------------------------------------------------------------------
 
     def _attempt(
-        self, url: str, headers: Mapping[str, str], expect: tuple[int, ...], max_body_bytes: int | None
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        expect: tuple[int, ...],
+        max_body_bytes: int | None,
+        method: str = "GET",
+        body: bytes | None = None,
     ) -> HttpResponse:
         started = time.monotonic()
         try:
-            response = self._session.get(url, headers=headers, stream=True, timeout=self.timeout_seconds)
+            if method == "GET":
+                response = self._session.get(url, headers=headers, stream=True, timeout=self.timeout_seconds)
+            else:
+                response = self._session.request(
+                    method,
+                    url,
+                    data=body,
+                    headers=headers,
+                    stream=True,
+                    timeout=self.timeout_seconds,
+                    allow_redirects=False,
+                )
         except requests.Timeout:
             raise _AttemptFailed(
                 "timeout", f"no answer within {self.timeout_seconds} s", retryable=True

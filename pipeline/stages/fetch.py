@@ -3,9 +3,10 @@ coordinates a third party needs to obtain the same bytes again.
 
 Shards, in this order: one per WARC file in `sources.commoncrawl.warc_urls` (streamed whole), one
 per chunk of index-selected Common Crawl records (fetched by byte range, see cc_selection.py),
-one per file in `sources.local.paths`, then the Diet minutes (kokkai_fetch.py) and the e-Gov laws
-(egov_fetch.py). A record that cannot be fetched is rejected with its reason and coordinates; the
-run goes on. A page from a government host (`sources.gov_web.domains`) becomes source `gov_web`.
+one per file in `sources.local.paths`, then the Diet minutes (kokkai_fetch.py), the e-Gov laws
+(egov_fetch.py) and synthetic text (synthetic_fetch.py). A record that cannot be fetched is
+rejected with its reason and coordinates; the run goes on. A page from a government host
+(`sources.gov_web.domains`) becomes source `gov_web`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from filters.gov_terms import is_government_host
 from manifests.schema import OSAID_CLASSES, REDISTRIBUTION, doc_id, new_row, sha256_hex
 from pipeline.config import ConfigError, RightsConfig
 from pipeline.stage import ShardResult, ShardSpec, Stage, decision, transform
-from pipeline.stages import egov_fetch, kokkai_fetch
+from pipeline.stages import egov_fetch, kokkai_fetch, synthetic_fetch
 from pipeline.stages.fetch_rows import rejected_row, text_document
 
 FETCH_SCHEMA = pa.schema(
@@ -119,6 +120,8 @@ class FetchStage(Stage):
             from pipeline.stages.egov_fetch import plan_shards
 
             inputs += plan_shards(self.config, self.ctx.run_dir)
+        if self.config.sources.synthetic.enabled:
+            inputs += synthetic_fetch.plan_shards(self.config, self.ctx.run_dir)
         if not inputs:
             raise ConfigError("sources: no enabled source has any input")
         return [
@@ -134,6 +137,10 @@ class FetchStage(Stage):
         from pipeline.stages.cc_selection import http_client
 
         self.client = http_client(self.config.sources.commoncrawl)
+        if self.config.sources.synthetic.enabled:  # rejects generated text that is not Japanese
+            from filters.langid import FastTextLanguageId
+
+            self.langid = FastTextLanguageId()
 
     def _row(
         self, source: str, upstream_id: str, rights_of: str | None = None, **fields: Any
@@ -172,6 +179,11 @@ class FetchStage(Stage):
             docs, rows = kokkai_fetch.read_saved(self._row, self.config, item)
         elif kind == "egov_api":
             docs, rows, rejected = egov_fetch.fetch_laws(self._row, self.config, self.ctx.run_dir, shard)
+        elif kind == "synthetic":
+            run_dir = self.ctx.run_dir
+            docs, rows, rejected = synthetic_fetch.generate(
+                self._row, self.config, run_dir, shard, self.langid
+            )
         elif kind == "egov_bulk":
             docs, rows, rejected = egov_fetch.read_bulk(self._row, self.config, item)
         else:

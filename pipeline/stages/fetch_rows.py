@@ -49,11 +49,12 @@ def rejected_row(
 def fetch_reason(err: Exception) -> str:
     """fetch_api_error (the API refused; its words are in the detail), fetch_<http reason>
     (fetch_http_503, fetch_timeout, ...), or fetch_bad_response (an answer that cannot be read)."""
+    from sources.chat_client import ChatError
     from sources.egov import EgovError
     from sources.http_client import HttpError
     from sources.kokkai import KokkaiError
 
-    if isinstance(err, KokkaiError | EgovError):
+    if isinstance(err, KokkaiError | EgovError | ChatError):
         return "fetch_api_error"
     if isinstance(err, HttpError):
         return f"fetch_{err.reason}"
