@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet  # noqa: F401  (pa.parquet)
 import pytest
 import yaml
 from servers.chat import PARAGRAPH, ChatServer
@@ -286,3 +287,39 @@ def test_streaming_gives_the_same_documents(server, workdir):
     streamed = fetch_all(stage(workdir, synthetic(server, stream=True, cache_dir="stream-cache"), run="s"))[0]
     assert [d["text"] for d in streamed] == [d["text"] for d in plain]
     assert len(server.requests) == 2 * sent and all(r.body["stream"] for r in server.requests[sent:])
+
+
+def test_a_whole_run_on_ray_takes_the_key_from_the_environment_and_passes_the_audit(server, workdir):
+    import os
+    import subprocess
+    import sys
+
+    settings = synthetic(server, recipes=[synthetic(server)["recipes"][2]], seeds={})
+    sources = {"commoncrawl": {"enabled": False}, "local": {"enabled": False}, "synthetic": settings}
+    sources["kokkai"] = {"enabled": False}
+    sources["egov"] = {"enabled": False}
+    config = workdir / "run.yaml"
+    tokenizer = {"tokenizer_path": str(REPO / "sample/tokenizer_llm_jp_v2.2/tokenizer.json")}
+    settings = {"sources": sources, "clean": {"min_chars": 50}, "tokenize": tokenizer}
+    config.write_text(yaml.safe_dump(settings, allow_unicode=True), "utf-8")
+    run_dir = workdir / "ray-run"
+    env = os.environ | {"SYNTH_TEST_KEY": KEY}
+    for args in (["run", "--config", str(config)], ["audit"]):
+        args += ["--run-dir", str(run_dir)] if args[0] == "run" else [str(run_dir)]
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert KEY not in proc.stdout + proc.stderr
+    assert all(r.headers["Authorization"] == f"Bearer {KEY}" for r in server.requests)
+    final = pa.concat_tables(
+        [pa.parquet.read_table(p) for p in sorted((run_dir / "tokenize").glob("part-?????.manifest.parquet"))]
+    ).to_pylist()
+    kept = [r for r in final if r["included"]]
+    assert [json.loads(r["locator"])["topic"] for r in kept] == ["梅雨前線"]
+    assert kept[0]["num_tokens"] > 0 and kept[0]["source"] == "synthetic"
