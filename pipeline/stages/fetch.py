@@ -84,6 +84,11 @@ class FetchStage(Stage):
     name = "fetch"
     input_stage = None
 
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        gov_web = self.config.sources.gov_web
+        self.gov_domains = tuple(gov_web.domains) if gov_web.enabled else ()
+
     def plan(self) -> list[ShardSpec]:
         from pipeline.stages.cc_selection import select_records
         from sources.local import is_warc_path
@@ -113,13 +118,9 @@ class FetchStage(Stage):
             at = len(cc.warc_urls)
             inputs[at:at] = selected
         if self.config.sources.kokkai.enabled:
-            from pipeline.stages.kokkai_fetch import plan_shards
-
-            inputs += plan_shards(self.config, self.ctx.run_dir)
+            inputs += kokkai_fetch.plan_shards(self.config, self.ctx.run_dir)
         if self.config.sources.egov.enabled:
-            from pipeline.stages.egov_fetch import plan_shards
-
-            inputs += plan_shards(self.config, self.ctx.run_dir)
+            inputs += egov_fetch.plan_shards(self.config, self.ctx.run_dir)
         if self.config.sources.synthetic.enabled:
             inputs += synthetic_fetch.plan_shards(self.config, self.ctx.run_dir)
         if not inputs:
@@ -127,11 +128,6 @@ class FetchStage(Stage):
         return [
             ShardSpec(index=i, inputs=item, serial=item.pop("serial", None)) for i, item in enumerate(inputs)
         ]
-
-    def __init__(self, ctx) -> None:
-        super().__init__(ctx)
-        gov_web = self.config.sources.gov_web
-        self.gov_domains = tuple(gov_web.domains) if gov_web.enabled else ()
 
     def setup(self) -> None:
         from pipeline.stages.cc_selection import http_client
