@@ -18,6 +18,9 @@ What it does, in order:
    spelling of one visible string gets one form.
 4. Control characters (Unicode category Cc) are removed except LF and TAB; U+FEFF (a BOM left in
    the middle of concatenated text) too. This happens before NFKC (see the code for why).
+   Full-width ， and ． become 、 and 。 where they follow a Japanese character or a closing
+   bracket, as Swallow's modification step does (「本稿では，手法を示す．」 -> 「本稿では、手法を示す。」);
+   between full-width digits (１．５) they are left for NFKC, which makes them "," and ".".
 5. Ideographic space U+3000 becomes an ASCII space. This is NFKC's own mapping and we keep it on
    purpose: text spaced with U+3000 and text spaced with U+0020 should hash alike and tokenise
    alike. A paragraph indent of one U+3000 therefore becomes one leading ASCII space (kept:
@@ -36,7 +39,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-NORMALIZER_ID = "ja_nfkc_v1"
+NORMALIZER_ID = "ja_nfkc_v2"  # v2: ，．after Japanese become 、。
 
 _SPACING_DAKUTEN = "\u309b"  # ゛
 _SPACING_HANDAKUTEN = "\u309c"  # ゜
@@ -49,6 +52,12 @@ _OTHER_LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _CONTROL_CHARS = re.compile(
     "[" + "".join(chr(c) for c in range(0x20) if chr(c) not in "\n\t") + "\x7f-\x9f\ufeff]"
 )
+# Kana (with half-width and small forms), kanji, 々〆ヶ, and closing brackets.
+_JAPANESE_BEFORE = (
+    "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f々〆ヶ」』）】〕〉》〙〗"
+)
+_JAPANESE_COMMA = re.compile(f"(?<=[{_JAPANESE_BEFORE}])\uff0c")
+_JAPANESE_PERIOD = re.compile(f"(?<=[{_JAPANESE_BEFORE}])\uff0e")
 _BLANK_RUN = re.compile(r"[ \t]{2,}")
 _TRAILING_BLANKS = re.compile(r"[ \t]+$", re.MULTILINE)
 _EXTRA_BLANK_LINES = re.compile(r"\n{3,}")
@@ -63,12 +72,16 @@ def normalize_japanese(text: str) -> str:
     'ゔぽ'
     >>> normalize_japanese("ア゛ッ！")  # no precomposed ア゛, so the spacing mark stays
     'ア゛ッ!'
+    >>> normalize_japanese("本稿では，手法を示す．精度は１．５倍，速度は２倍．")
+    '本稿では、手法を示す。精度は1.5倍、速度は2倍。'
     """
     text = _OTHER_LINE_BREAKS.sub("\n", text)
     # Before NFKC: a control character between a kana and its mark would block composition now
     # and vanish later, and a second pass would then compose; removing it first keeps
     # normalize_japanese idempotent, which dedup keys rely on.
     text = _CONTROL_CHARS.sub("", text)
+    # Before NFKC, which would make ，and ． ASCII and lose that they were Japanese punctuation.
+    text = _JAPANESE_PERIOD.sub("。", _JAPANESE_COMMA.sub("、", text))
     # Turn spacing marks into combining ones so NFKC's composition step can merge them with the
     # kana before them; whatever did not compose is turned back into the spacing mark below.
     text = text.replace(_SPACING_DAKUTEN, _COMBINING_DAKUTEN).replace(

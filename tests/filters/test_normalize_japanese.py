@@ -97,5 +97,24 @@ def test_neologdn_shared_cases_that_are_pure_nfkc(shared_data):
     assert agreed >= 5
 
 
-def test_normalizer_id_is_versioned():
-    assert NORMALIZER_ID == "ja_nfkc_v1"
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Academic Japanese writes ，．; Swallow turns them into 、。 after Japanese characters.
+        ("本研究では，新たな手法を提案する．", "本研究では、新たな手法を提案する。"),
+        ("「東京」，「大阪」．", "「東京」、「大阪」。"),  # after a closing bracket
+        ("カタカナ，ｶﾀｶﾅ．", "カタカナ、カタカナ。"),
+        # Not after Japanese: between full-width digits and after Latin letters NFKC decides.
+        ("円周率は３．１４，自然対数の底は２．７１", "円周率は3.14,自然対数の底は2.71"),
+        ("ＡＢＣ，ＤＥＦ．", "ABC,DEF."),
+        ("，で始まる行", ",で始まる行"),
+    ],
+)
+def test_japanese_comma_and_period_become_toten_and_kuten(text, expected):
+    assert normalize_japanese(text) == expected
+    assert normalize_japanese(expected) == expected  # idempotent, as dedup keys need
+
+
+def test_normalizer_id_names_the_profile_version():
+    # A new output needs a new id: the punctuation rule made v2.
+    assert NORMALIZER_ID.startswith("ja_nfkc_v") and int(NORMALIZER_ID.rsplit("v", 1)[1]) >= 2
