@@ -84,8 +84,11 @@ class FastTextLanguageId:
         self._model = fasttext.load_model(str(self.model_path))
 
     def _top_k(self, text: str, k: int) -> list[tuple[str, float]]:
-        # fastText predicts one line at a time and raises on '\n'.
+        # fastText predicts one line at a time and raises on '\n'; its binding also refuses a
+        # str that is not valid UTF-8 (a lone surrogate from a JSON "\ud83d" escape).
         line = text.replace("\r", " ").replace("\n", " ")
+        if not line.isascii():
+            line = line.encode("utf-8", "replace").decode("utf-8")
         labels, probabilities = self._model.predict(line, k=k)
         return [
             (label.removeprefix(_LABEL_PREFIX), min(float(p), _MAX_PROBABILITY))

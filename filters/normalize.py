@@ -18,6 +18,7 @@ What it does, in order:
    spelling of one visible string gets one form.
 4. Control characters (Unicode category Cc) are removed except LF and TAB; U+FEFF (a BOM left in
    the middle of concatenated text) too. This happens before NFKC (see the code for why).
+   A lone surrogate (half of a pair, as a broken JSON escape leaves) becomes U+FFFD.
    Full-width ， and ． become 、 and 。 where they follow a Japanese character or a closing
    bracket, as Swallow's modification step does (「本稿では，手法を示す．」 -> 「本稿では、手法を示す。」);
    between full-width digits (１．５) they are left for NFKC, which makes them "," and ".".
@@ -58,6 +59,7 @@ _JAPANESE_BEFORE = (
 )
 _JAPANESE_COMMA = re.compile(f"(?<=[{_JAPANESE_BEFORE}])\uff0c")
 _JAPANESE_PERIOD = re.compile(f"(?<=[{_JAPANESE_BEFORE}])\uff0e")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, a surrogate is always a lone half
 _BLANK_RUN = re.compile(r"[ \t]{2,}")
 _TRAILING_BLANKS = re.compile(r"[ \t]+$", re.MULTILINE)
 _EXTRA_BLANK_LINES = re.compile(r"\n{3,}")
@@ -74,12 +76,27 @@ def normalize_japanese(text: str) -> str:
     'ア゛ッ!'
     >>> normalize_japanese("本稿では，手法を示す．精度は１．５倍，速度は２倍．")
     '本稿では、手法を示す。精度は1.5倍、速度は2倍。'
+    >>> normalize_japanese("ＪＲ東日本のｽｲｶで１２０円")  # full-width ASCII and half-width katakana fold
+    'JR東日本のスイカで120円'
+    >>> normalize_japanese("がっこう と か\\u3099っこう")  # dakuten kept; a combining mark composes
+    'がっこう と がっこう'
+    >>> normalize_japanese("一行目\\r\\n二行目\\u2028三行目\\x0c四行目")  # every line break becomes LF
+    '一行目\\n二行目\\n三行目\\n四行目'
+    >>> normalize_japanese("梅\\x00雨\\ufeffの\\x1b季節")  # control characters and stray BOMs go
+    '梅雨の季節'
+    >>> normalize_japanese("\\ud83d壊れた絵文字")  # a lone surrogate half
+    '\\ufffd壊れた絵文字'
+    >>> normalize_japanese("東京　　都\\t\\t千代田区  \\n\\n\\n\\n永田町")  # blanks and blank lines collapse
+    '東京 都 千代田区\\n\\n永田町'
     """
     text = _OTHER_LINE_BREAKS.sub("\n", text)
     # Before NFKC: a control character between a kana and its mark would block composition now
     # and vanish later, and a second pass would then compose; removing it first keeps
     # normalize_japanese idempotent, which dedup keys rely on.
     text = _CONTROL_CHARS.sub("", text)
+    # A lone surrogate (a JSON "\ud83d" without its pair) is not text; every encoder downstream
+    # (UTF-8 output, fastText, Aho-Corasick) refuses it.
+    text = _LONE_SURROGATE.sub("\ufffd", text)
     # Before NFKC, which would make ，and ． ASCII and lose that they were Japanese punctuation.
     text = _JAPANESE_PERIOD.sub("。", _JAPANESE_COMMA.sub("、", text))
     # Turn spacing marks into combining ones so NFKC's composition step can merge them with the

@@ -317,12 +317,125 @@ class RightsNoticeConfig:
 
 
 @dataclass
+class CleanRules:
+    """One rule profile: a threshold per rule, null turns the rule off. Defaults are Swallow
+    corpus v1's (quality.py::apply_v1) where Swallow has the rule, LLM-jp v1's otherwise
+    (docs/research/mission_anchors.md §3.1, §3.2); each rule is one function in filters/."""
+
+    # fastText lid.176 probability of `clean.language` (LLM-jp and FineWeb-2 use about 0.5).
+    min_language_score: float | None = 0.5
+    # LLM-jp / HojiChar AcceptJapanese: a hiragana or katakana among the first 50 characters.
+    require_kana_start: bool = True
+    min_chars: int | None = None
+    min_letters: int | None = 400
+    min_japanese_letters: int | None = 400
+    min_hiragana_fraction: float | None = 0.2
+    max_katakana_fraction: float | None = 0.5
+    min_japanese_fraction: float | None = 0.5
+    min_avg_sentence_length: float | None = 20.0
+    max_avg_sentence_length: float | None = 90.0
+    max_sentence_length: int | None = 200
+    max_ellipsis_fraction: float | None = 0.2
+    # LLM-jp DiscardRareKuten: characters per 。 at most this (v1 250; strict 80).
+    max_chars_per_kuten: float | None = 250.0
+    # LLM-jp: zlib level-9 compressed / UTF-8 bytes.
+    min_compression_ratio: float | None = 0.30
+    max_compression_ratio: float | None = 0.70
+    # Repetition, character based: `swallow` (its code) or `gopher` (character-weighted).
+    repetition_definition: str = "swallow"
+    max_duplicate_line_fraction: float | None = 0.30
+    max_duplicate_line_char_fraction: float | None = 0.20
+    max_duplicate_sentence_fraction: float | None = 0.30
+    max_duplicate_sentence_char_fraction: float | None = 0.20
+    # n = 2, 3, 4 and n = 5 .. 10.
+    max_top_ngram_char_fractions: list[float] | None = field(default_factory=lambda: [0.20, 0.18, 0.16])
+    max_duplicate_ngram_char_fractions: list[float] | None = field(
+        default_factory=lambda: [0.15, 0.14, 0.13, 0.12, 0.11, 0.10]
+    )
+    # NG expressions: Swallow's fraction of matched characters, LLM-jp's hits per dictionary.
+    max_ng_fraction: float | None = 0.05
+    max_ng_hits: int | None = 3
+    # HojiChar DiscardAds / DiscardBBSComments measures.
+    max_ad_hits: int | None = 10
+    max_bbs_score: int | None = None
+    # LLM-jp's TLD allow-list, on the document's URL (documents without a URL pass).
+    require_valid_tld: bool = False
+    # Trims, each recorded as a transform (rights notices in removed lines are recorded first).
+    trim_footer: bool = True
+    drop_table_artifacts: bool = True
+
+
+_PROSE_RULES_OFF = dict(
+    min_letters=None,
+    min_japanese_letters=None,
+    min_avg_sentence_length=None,
+    max_avg_sentence_length=None,
+    max_sentence_length=None,
+    max_top_ngram_char_fractions=None,
+    max_duplicate_ngram_char_fractions=None,
+    max_ng_fraction=None,
+    max_ng_hits=None,
+    max_ad_hits=None,
+    trim_footer=False,
+)
+
+
+def _law_profile() -> CleanRules:
+    return CleanRules(
+        **_PROSE_RULES_OFF,
+        # 附則 can be one sentence (「この法律は、公布の日から施行する。」) and lists of articles
+        # are nearly all kanji: no size or hiragana floor.
+        min_chars=10,
+        min_hiragana_fraction=None,
+        min_language_score=0.3,
+        require_kana_start=False,
+        min_compression_ratio=None,
+        max_compression_ratio=None,
+        max_duplicate_line_fraction=None,
+        max_duplicate_line_char_fraction=None,
+        max_duplicate_sentence_fraction=None,
+        max_duplicate_sentence_char_fraction=None,
+        max_chars_per_kuten=None,
+    )
+
+
+def _diet_profile() -> CleanRules:
+    return CleanRules(
+        **_PROSE_RULES_OFF,
+        min_chars=20,
+        min_compression_ratio=None,
+        max_compression_ratio=None,
+        max_chars_per_kuten=None,
+    )
+
+
+@dataclass
 class CleanConfig:
     language: str = "ja"
-    # fastText lid.176 probability of `language`; LLM-jp and FineWeb-2 use thresholds around 0.5.
-    min_language_score: float = 0.5
-    # Characters after normalisation; Swallow v1 requires 400 letters, a later issue adds that rule.
-    min_chars: int = 200
+    # Which rule profile each source gets; a source not listed gets `web`.
+    profiles: dict[str, str] = field(
+        default_factory=lambda: {"kokkai": "diet", "egov": "law", "synthetic": "synthetic"}
+    )
+    web: CleanRules = field(default_factory=CleanRules)
+    # Statutes: short numbered provisions, sentences of several hundred characters and set
+    # phrases repeated by design (行政手続法: duplicate 5-grams 0.27 by Swallow's definition);
+    # the web's prose, size, compression and repetition rules would drop them all.
+    law: CleanRules = field(default_factory=_law_profile)
+    # Speeches: spoken sentences (median 75 characters, 95th percentile 156), short procedural
+    # turns (5% under 200 letters), policy debate that names crimes and violence (NG lists off).
+    diet: CleanRules = field(default_factory=_diet_profile)
+    # Generated text: web rules, but answers are shorter than pages.
+    synthetic: CleanRules = field(
+        default_factory=lambda: CleanRules(min_letters=100, min_japanese_letters=100)
+    )
+    # NG-expression dictionaries (filters/ngwords.py names or paths).
+    ng_dictionaries: list[str] = field(
+        default_factory=lambda: ["llm_jp_v1/adult", "llm_jp_v1/discrimination", "llm_jp_v1/violence"]
+    )
+    # Replace e-mail, phone, My Number, card numbers, IPs and 〒 codes with typed placeholders.
+    mask_pii: bool = True
+    # Category domain lists (UT1 format), e.g. {adult: lists/adult/domains}; a listed host is rejected.
+    domain_blocklists: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -445,14 +558,29 @@ def _fields(cls: type) -> dict[str, Any]:
 
 def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     fields = _fields(cls)
-    names = {_key(f): f.name for f in dataclasses.fields(cls)}
+    by_key = {_key(f): f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
             raise ConfigError(f"{dotted}: unknown config key")
-        kwargs[names[key]] = _coerce(value, fields[key], dotted)
+        tp = fields[key]
+        default = by_key[key].default_factory
+        if dataclasses.is_dataclass(tp) and isinstance(value, dict) and default is not dataclasses.MISSING:
+            # A section given in part keeps its own defaults for the rest (clean.law differs from
+            # clean.web), not the defaults of the section's class.
+            built = _build(tp, value, dotted)
+            kwargs[by_key[key].name] = dataclasses.replace(
+                default(), **{k: getattr(built, k) for k in _given(tp, value)}
+            )
+        else:
+            kwargs[by_key[key].name] = _coerce(value, tp, dotted)
     return cls(**kwargs)
+
+
+def _given(cls: type, data: dict[str, Any]) -> list[str]:
+    """Field names of `cls` that `data` (a config mapping) sets."""
+    return [f.name for f in dataclasses.fields(cls) if _key(f) in data]
 
 
 def _to_dict(obj: Any) -> Any:
@@ -584,8 +712,7 @@ def _validate(config: Config) -> None:
         raise ConfigError("dedup.keep: only 'first' is implemented")
     if config.dedup.num_partitions < 1:
         raise ConfigError("dedup.num_partitions: must be at least 1")
-    if not 0.0 <= config.clean.min_language_score <= 1.0:
-        raise ConfigError("clean.min_language_score: must be between 0 and 1")
+    _validate_clean(config.clean)
     if not 0.0 <= config.quality.min_hiragana_fraction <= 1.0:
         raise ConfigError("quality.min_hiragana_fraction: must be between 0 and 1")
 
@@ -693,3 +820,28 @@ def _validate_synthetic(synthetic: SyntheticConfig) -> None:
 
 # Least to most restrictive; a synthetic document takes the most restrictive class of its inputs.
 OSAID_CLASS_ORDER = ("open", "public", "obtainable", "unshareable")
+
+
+CLEAN_PROFILES = ("web", "law", "diet", "synthetic")
+
+
+def _validate_clean(clean: CleanConfig) -> None:
+    for source, profile in clean.profiles.items():
+        if profile not in CLEAN_PROFILES:
+            raise ConfigError(
+                f"clean.profiles.{source}: {profile!r} is not one of {', '.join(CLEAN_PROFILES)}"
+            )
+    for name in CLEAN_PROFILES:
+        rules: CleanRules = getattr(clean, name)
+        key = f"clean.{name}"
+        if rules.repetition_definition not in ("swallow", "gopher"):
+            raise ConfigError(f"{key}.repetition_definition: must be swallow or gopher")
+        for f in dataclasses.fields(rules):
+            value = getattr(rules, f.name)
+            if "fraction" in f.name and f.name.startswith(("min_", "max_")) and isinstance(value, float):
+                if not 0.0 <= value <= 1.0:
+                    raise ConfigError(f"{key}.{f.name}: must be between 0 and 1")
+        for attr, size in (("max_top_ngram_char_fractions", 3), ("max_duplicate_ngram_char_fractions", 6)):
+            values = getattr(rules, attr)
+            if values is not None and len(values) != size:
+                raise ConfigError(f"{key}.{attr}: give {size} values (null turns the rule off)")

@@ -1,10 +1,15 @@
-"""clean: Japanese normalisation, fastText language ID and a minimum length.
+"""clean: Japanese normalisation, boilerplate trims, every Swallow / LLM-jp / HojiChar rule by the
+source's rule profile, and PII masking (the decision per document is clean_rules.py).
 
-The language score is stored as a versioned column and the threshold comes from config, so a
-reviewer sees why a document was dropped and a threshold can change without re-scoring.
+Every measurement is a column (`clean_<name>`, float32) and a manifest decision whatever the
+verdict; thresholds come from `clean.<profile>.*`, so a reviewer sees why a document was dropped
+and a threshold can change without re-measuring. The profile used is a decision
+(`profile:<name>`) in each row.
 """
 
 from __future__ import annotations
+
+import json
 
 import pyarrow as pa
 
@@ -14,14 +19,14 @@ from pipeline.stage import (
     ShardResult,
     ShardSpec,
     Stage,
-    decision,
     read_input,
     split_documents,
     text_characters,
-    transform,
 )
+from pipeline.stages.clean_rules import CleanOutcome, clean_document, score_names
 
 LANGUAGE_SCORE_COLUMN = "language_score_lid176_v1"
+__all__ = ["CleanOutcome", "CleanStage", "clean_document"]
 
 
 class CleanStage(Stage):
@@ -29,42 +34,39 @@ class CleanStage(Stage):
     input_stage = "extract"
 
     def setup(self) -> None:
-        from filters.langid import FastTextLanguageId
-
-        self.langid = FastTextLanguageId()
-
-    def process(self, shard: ShardSpec) -> ShardResult:
-        from filters.normalize import NORMALIZER_ID, normalize_japanese
-
-        cfg = self.config.clean
-        table, rows = read_input(shard)
         from filters.langid import MODEL_ID
 
-        normalizer = transform(self.name, "filters.normalize.normalize_japanese", NORMALIZER_ID, {})
-        scorer = transform(self.name, "fasttext", MODEL_ID, {"language": cfg.language})
-        language_check = f"{LANGUAGE_SCORE_COLUMN}:{cfg.language}"
-        texts, scores, updates = [], [], []
-        for raw in table.column("text").to_pylist():
-            text = normalize_japanese(raw)
-            score = self.langid.score(text, cfg.language)
-            texts.append(text)
-            scores.append(score)
-            update = RowUpdate(transforms=[normalizer, scorer])
-            lang_ok = score >= cfg.min_language_score
-            long_enough = len(text) >= cfg.min_chars
-            update.decisions += [
-                decision(self.name, language_check, score, lang_ok),
-                decision(self.name, "min_chars", len(text), long_enough),
-            ]
-            if not lang_ok:
-                update.reason = "language_score_below_min"
-                update.detail = f"{cfg.language} score {score:.3f} < {cfg.min_language_score}"
-            elif not long_enough:
-                update.reason, update.detail = "too_short", f"{len(text)} chars < {cfg.min_chars}"
+        self.scorer = {
+            "stage": self.name,
+            "tool": "fasttext",
+            "version": MODEL_ID,
+            "params_sha256": sha256_hex(json.dumps({"language": self.config.clean.language}))[:16],
+        }
+
+    def process(self, shard: ShardSpec) -> ShardResult:
+        table, rows = read_input(shard)
+        texts, updates, scores = [], [], []
+        urls = table.column("url").to_pylist() if "url" in table.column_names else [None] * table.num_rows
+        for raw, url, row in zip(table.column("text").to_pylist(), urls, rows, strict=True):
+            outcome = clean_document(
+                raw, url=url, source=row["source"], config=self.config.clean, resolve=self.config.resolve_path
+            )
+            texts.append(outcome.text)
+            scores.append(outcome.scores)
+            update = RowUpdate(transforms=outcome.transforms + [self.scorer], decisions=outcome.decisions)
+            update.reason, update.detail = outcome.reason, outcome.detail
+            if outcome.trimmed_notices:  # rights notices in trimmed lines join the page's own
+                optout = json.loads(row["optout"] or "{}")
+                optout["trimmed_rights_notices"] = outcome.trimmed_notices
+                update.fields["optout"] = json.dumps(optout, ensure_ascii=False, sort_keys=True)
             updates.append(update)
         characters_in = text_characters(table)
         table = table.set_column(table.schema.get_field_index("text"), "text", pa.array(texts, pa.string()))
-        table = table.append_column(LANGUAGE_SCORE_COLUMN, pa.array(scores, pa.float32()))
+        table = table.append_column(
+            LANGUAGE_SCORE_COLUMN, pa.array([s["language_score"] for s in scores], pa.float32())
+        )
+        for name in score_names():  # the same columns in every shard, an empty one too
+            table = table.append_column(f"clean_{name}", pa.array([s[name] for s in scores], pa.float32()))
         result = split_documents(self.name, table, rows, updates, [sha256_hex(t) for t in texts])
         result.characters_in = characters_in
         return result

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import load_config
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -26,8 +28,11 @@ def test_stages_lists_the_stages_in_order():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--set", "clean.min_chars=many"], "error: clean.min_chars: expected int, got str 'many'"),
-        (["--set", "clean.min_charz=10"], "error: clean.min_charz: unknown config key"),
+        (
+            ["--set", "clean.web.min_chars=many"],
+            "error: clean.web.min_chars: expected int | None, got str 'many'",
+        ),
+        (["--set", "clean.web.min_charz=10"], "error: clean.web.min_charz: unknown config key"),
         (["--stage", "cleanse"], "error: --stage cleanse: unknown stage"),
         (["--config", "no/such.yaml"], "error: no/such.yaml: cannot read config"),
     ],
@@ -52,9 +57,10 @@ def test_a_stage_without_its_input_exits_2_naming_the_missing_stage(tmp_path):
 def test_a_run_dir_is_not_reused_with_another_config(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "config.resolved.yaml").write_text("clean:\n  min_chars: 1\n", encoding="utf-8")
+    other = load_config(None, ["clean.web.min_chars=1"])  # the default config but for one key
+    (run_dir / "config.resolved.yaml").write_text(other.to_yaml(), encoding="utf-8")
     proc = pipeline("run", "--run-dir", str(run_dir), "--stage", "fetch")
-    assert proc.returncode == 2 and "different config" in proc.stderr and "clean.min_chars" in proc.stderr
+    assert proc.returncode == 2 and "different config" in proc.stderr and "clean.web.min_chars" in proc.stderr
 
 
 def test_a_failing_stage_exits_3_naming_stage_shard_and_input_and_keeps_done_shards(tmp_path):

@@ -183,7 +183,8 @@ def test_index_selected_records_run_end_to_end(commoncrawl, tmp_path):
     assert signals["tdmrep"]["effective"] == "reserved" and signals["tdmrep"]["decided_by"] == "html-meta"
 
     tokens = pl.read_parquet(run_dir / "tokenize" / "part-?????.parquet")
-    assert tokens.height == audit["documents_included"] >= 8
+    # Real pages reach the training shards (Swallow v1 web rules keep 6 of this sample's pages).
+    assert tokens.height == audit["documents_included"] >= 5
     assert set(tokens["source"]) == {"commoncrawl"}
 
     # A rerun is a no-op: the stored selection is reused, the index is not asked again.

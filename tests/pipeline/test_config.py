@@ -20,14 +20,16 @@ def test_set_parses_values_as_yaml_and_changes_the_hash():
     config = load_config(
         None,
         [
-            "clean.min_chars=400",
+            "clean.web.min_chars=400",
             "sources.local.paths=[a.jsonl, b.parquet]",
-            "clean.min_language_score=1",
+            "clean.web.min_language_score=1",
             "runtime.num_cpus=null",
         ],
     )
-    assert config.clean.min_chars == 400
-    assert config.clean.min_language_score == 1.0 and isinstance(config.clean.min_language_score, float)
+    assert config.clean.web.min_chars == 400
+    assert config.clean.web.min_language_score == 1.0 and isinstance(
+        config.clean.web.min_language_score, float
+    )
     assert config.runtime.num_cpus is None
     assert config.sha256() != base.sha256()
 
@@ -43,17 +45,23 @@ def test_set_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("clean.min_chars=many", "clean.min_chars: expected int"),
-        ("clean.min_chars=1.5", "clean.min_chars: expected int"),
+        ("clean.web.min_chars=many", "clean.web.min_chars: expected int"),
+        ("clean.web.min_chars=1.5", "clean.web.min_chars: expected int"),
+        ("clean.web.max_katakana_fraction=2", "clean.web.max_katakana_fraction: must be between 0 and 1"),
+        (
+            "clean.law.repetition_definition=words",
+            "clean.law.repetition_definition: must be swallow or gopher",
+        ),
+        ("clean.profiles={kokkai: speech}", "clean.profiles.kokkai: 'speech' is not one of"),
         ("clean.no_such_rule=1", "clean.no_such_rule: unknown config key"),
         ("nosection.x=1", "nosection: unknown config key"),
         ("clean=3", "clean: expected a mapping"),
-        ("clean.min_chars.deeper=3", "clean.min_chars: is a value, not a section"),
+        ("clean.web.min_chars.deeper=3", "clean.web.min_chars: is a value, not a section"),
         ("sources.local.paths=data.jsonl", "sources.local.paths: expected a list"),
         ("sources.local.enabled=maybe", "sources.local.enabled: expected bool"),
         ("sources.local.osaid_class=free", "sources.local.osaid_class: must be one of"),
         ("quality.min_hiragana_fraction=1.5", "quality.min_hiragana_fraction: must be between 0 and 1"),
-        ("clean.min_chars", "--set expects key=value"),
+        ("clean.web.min_chars", "--set expects key=value"),
         ("extract.trafilatura_preset=fast", "extract.trafilatura_preset: must be one of"),
         (
             "sources.commoncrawl.cdx.url_patterns=[example.jp/*]",
@@ -74,7 +82,7 @@ def test_bad_overrides_name_the_key(override, message):
 
 def test_config_file_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("clean:\n  min_chars: [1\n", encoding="utf-8")
+    bad.write_text("clean:\n  web: [1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
         load_config(bad)
     unknown = tmp_path / "unknown.yaml"
@@ -92,3 +100,12 @@ def test_relative_paths_in_a_file_resolve_against_its_directory(tmp_path):
     config = load_config(cfg)
     assert config.resolve_path(config.tokenize.tokenizer_path) == str(tmp_path / "tok.json")
     assert DEFAULT_CONFIG.is_file()
+
+
+def test_a_profile_given_in_part_keeps_its_own_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("clean:\n  law:\n    min_chars: 10\n", encoding="utf-8")
+    config = load_config(path)
+    # The law profile's other rules stay as the law profile has them, not as the web's.
+    assert config.clean.law.min_chars == 10 and config.clean.law.max_sentence_length is None
+    assert config.clean.web.max_sentence_length == 200

@@ -300,7 +300,9 @@ def test_a_whole_run_on_ray_takes_the_key_from_the_environment_and_passes_the_au
     sources["egov"] = {"enabled": False}
     config = workdir / "run.yaml"
     tokenizer = {"tokenizer_path": str(REPO / "sample/tokenizer_llm_jp_v2.2/tokenizer.json")}
-    settings = {"sources": sources, "clean": {"min_chars": 50}, "tokenize": tokenizer}
+    # The reply is one short paragraph: the synthetic profile's size and compression rules are set to fit it.
+    short = {"min_letters": 50, "min_japanese_letters": 50, "max_compression_ratio": None}
+    settings = {"sources": sources, "clean": {"synthetic": short}, "tokenize": tokenizer}
     config.write_text(yaml.safe_dump(settings, allow_unicode=True), "utf-8")
     run_dir = workdir / "ray-run"
     env = os.environ | {"SYNTH_TEST_KEY": KEY}

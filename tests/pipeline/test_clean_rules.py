@@ -1,0 +1,106 @@
+"""Each clean rule fires on the real text it is meant for, through the stage's own decision
+function (pipeline/stages/clean_rules.py), and hostile shapes of text do not break it.
+
+Texts: Japanese Wikipedia (JSQuAD, CC BY-SA 4.0), Diet speeches, 行政手続法, real blog feeds
+(chardet test data, LGPL-2.1) and a Chinese page (resiliparse test data, Apache-2.0), all from
+../shared/data. A rule may not be the first to fail, so the tests look at every failed check.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.stages.clean_rules import clean_document, score_names
+from sources.law_xml import law_xml_to_text
+from sources.warc import iter_warc_responses
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+CONFIG = load_config().clean
+
+
+def wikipedia(title: str) -> str:
+    path = SHARED / "wikipedia_paragraphs_jsquad" / "jsquad_valid_wikipedia_paragraphs.jsonl"
+    for line in path.read_text("utf-8").splitlines():
+        row = json.loads(line)
+        if row["title"] == title:
+            return row["context"].split(" [SEP] ", 1)[1]
+    raise LookupError(title)
+
+
+def feed(name: str) -> str:
+    raw = (SHARED / "charset_feeds" / "SHIFT_JIS" / name).read_bytes().decode("cp932")
+    return html.unescape(re.sub(r"<[^>]+>", "\n", raw))
+
+
+def chinese_page() -> str:
+    from filters.html import decode_html, extract_main_text
+
+    for record in iter_warc_responses(str(SHARED / "warc_non_japanese_control" / "warcfile.warc.gz")):
+        text = extract_main_text(decode_html(record.payload, record.content_type).text, record.target_uri)
+        if text and len(text) > 300:
+            return text
+    raise LookupError("no page with text")
+
+
+def law() -> str:
+    xml = (SHARED / "egov_law_xml" / "405AC0000000088_20240401_504AC0100000052.xml").read_bytes()
+    return law_xml_to_text(xml).text
+
+
+def longest_speech() -> str:
+    path = SHARED / "kokkai_speeches" / "speeches_sample2000.jsonl"
+    return max((json.loads(line)["speech"] for line in path.read_text("utf-8").splitlines()), key=len)
+
+
+def failed(text: str, source: str = "commoncrawl") -> set[str]:
+    outcome = clean_document(text, url=None, source=source, config=CONFIG)
+    return {d["check"] for d in outcome.decisions if not d["passed"]}
+
+
+@pytest.mark.parametrize(
+    ("make_text", "rules"),
+    [
+        (chinese_page, {"language_score_below_min"}),
+        (lambda: wikipedia("梅雨"), {"too_few_letters", "too_few_japanese_letters"}),  # one paragraph
+        (lambda: feed("10e.org.xml"), {"ng_expression_hits"}),  # adult affiliate blog
+        (lambda: feed("accessories-brand.com.xml"), {"ad_lines"}),  # ■-bulleted shop listings
+        (lambda: feed("1affliate.com.xml"), {"duplicate_5gram"}),  # repeated banners and frames
+        (law, {"sentence_too_long", "duplicate_5gram"}),  # a statute under the web profile
+        (longest_speech, {"sentence_too_long"}),  # spoken sentences
+    ],
+)
+def test_each_rule_fires_on_the_text_it_is_for(make_text, rules):
+    assert rules <= failed(make_text())
+
+
+def test_the_same_statute_and_speech_pass_their_own_profiles():
+    assert failed(law(), "egov") == set()
+    assert failed(longest_speech(), "kokkai") == set()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "　\n\n\t ",
+        "あ" * 1_000_000,  # a single 1 MB line
+        "今日は🍣を食べた👨‍👩‍👧。𠮷野家の牛丼も𩸽も好きだ。" * 50,  # emoji, ZWJ, surrogate-pair kanji
+        "\ud83d孤立したサロゲート",  # a lone surrogate half, as a broken JSON line can carry
+        "ﾃｽﾄ" * 300,  # half-width katakana only
+    ],
+)
+def test_hostile_shapes_get_a_verdict_and_every_score(text):
+    outcome = clean_document(text, url=None, source="commoncrawl", config=CONFIG)
+    assert set(outcome.scores) == set(score_names())
+    assert outcome.reason is not None  # none of these is a document worth training on
+
+
+def test_empty_text_is_too_short_not_an_error():
+    outcome = clean_document("", url=None, source="commoncrawl", config=CONFIG)
+    assert outcome.reason == "language_score_below_min" and outcome.text == ""
