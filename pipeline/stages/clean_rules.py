@@ -54,6 +54,11 @@ def _domain_lists(items: tuple[tuple[str, str], ...]):
     return DomainLists.load(dict(items)) if items else None
 
 
+def _dictionary_names(config: CleanConfig, resolve) -> tuple[str, ...]:
+    """Bundled names as they are; file paths resolved against the config file's directory."""
+    return tuple(resolve(n) if n.endswith(".txt") else n for n in config.ng_dictionaries)
+
+
 def profile_for(config: CleanConfig, source: str) -> tuple[str, CleanRules]:
     name = config.profiles.get(source, "web")
     return name, getattr(config, name)
@@ -87,9 +92,7 @@ def measure(text: str, url: str | None, rules: CleanRules, config: CleanConfig, 
         "bbs_score": float(bbs_comment_score(text)),
     }
     scores |= repetition_scores(text, definition=rules.repetition_definition)
-    dictionaries = _ng_dictionaries(
-        tuple(resolve(n) if "/" in n and n.endswith(".txt") else n for n in config.ng_dictionaries)
-    )
+    dictionaries = _ng_dictionaries(_dictionary_names(config, resolve))
     scores["ng_fraction"] = max((d.matched_fraction(text) for d in dictionaries), default=0.0)
     scores["ng_hits"] = float(max((d.hits(text) for d in dictionaries), default=0))
     scores["valid_tld"] = float(url is None or valid_tld(url, LLM_JP_VALID_TLDS))
@@ -157,7 +160,6 @@ def clean_document(
 ) -> CleanOutcome:
     """The clean stage's decision on one document (its text as extract left it)."""
     from filters.boilerplate import BOILERPLATE_ID, drop_table_artifacts, trim_footer
-
     from filters.normalize import NORMALIZER_ID, normalize_japanese
     from filters.rights import detect_rights_notices
 
@@ -184,8 +186,17 @@ def clean_document(
             )
             text = result.text
     scores = measure(text, url, rules, config, resolve)
+    # The NG dictionaries are identified by the SHA-256 of their files, the repetition measure
+    # by the definition used (Swallow's code or Gopher's).
+    transforms += [
+        transform(STAGE, f"filters.ngwords:{d.name}", d.sha256, {"origin": d.origin})
+        for d in _ng_dictionaries(_dictionary_names(config, resolve))
+    ]
     outcome = CleanOutcome(text, None, None, profile, scores, transforms=transforms, trimmed_notices=notices)
     outcome.decisions.append(decision(STAGE, f"profile:{profile}", None, True))
+    outcome.decisions.append(
+        decision(STAGE, f"repetition_definition:{rules.repetition_definition}", None, True)
+    )
     for reason, passed, value in _checks(rules, scores, url, config, resolve):
         outcome.decisions.append(decision(STAGE, reason, value, passed))
         if not passed and outcome.reason is None:

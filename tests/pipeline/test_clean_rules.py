@@ -104,3 +104,32 @@ def test_hostile_shapes_get_a_verdict_and_every_score(text):
 def test_empty_text_is_too_short_not_an_error():
     outcome = clean_document("", url=None, source="commoncrawl", config=CONFIG)
     assert outcome.reason == "language_score_below_min" and outcome.text == ""
+
+
+def hojichar_cases() -> list[tuple[str, str, bool]]:
+    """HojiChar's own keep/reject test cases (Apache-2.0), for the filters we have an equivalent of.
+    DiscardTooManySpecialToken has none here: its spaced-out kanji case (「こ の 章 に 規 定」) is the
+    one HojiChar case no rule of ours rejects."""
+    equivalents = {
+        "CharRepetitionRatioFilter": "repetition",
+        "WordRepetitionRatioFilter": "repetition",
+        "DiscardTooManyEndingEllipsis": "too_many_ellipses",
+    }
+    path = SHARED / "cases_hojichar" / "parametrized_cases.jsonl"
+    cases = []
+    for line in path.read_text("utf-8").splitlines():
+        case = json.loads(line)
+        rule = equivalents.get(case["classes_used"][0])
+        if rule:
+            cases.append((rule, case["params"]["input_str"], case["params"]["is_rejected"]))
+    return cases
+
+
+@pytest.mark.parametrize(("rule", "text", "rejected"), hojichar_cases())
+def test_hojichar_cases_agree(rule, text, rejected):
+    fails = failed(text)
+    if rule == "repetition":
+        fired = any("gram" in check or check.startswith("duplicate") for check in fails)
+    else:
+        fired = rule in fails
+    assert fired is rejected
