@@ -133,3 +133,23 @@ def test_hojichar_cases_agree(rule, text, rejected):
     else:
         fired = rule in fails
     assert fired is rejected
+
+
+def test_url_rules_reject_listed_domains_and_tlds_outside_the_allow_list(tmp_path):
+    import dataclasses
+
+    (tmp_path / "gambling").write_text("casino.example.com\n", "utf-8")
+    web = dataclasses.replace(CONFIG.web, require_valid_tld=True)
+    config = dataclasses.replace(CONFIG, web=web, domain_blocklists={"gambling": str(tmp_path / "gambling")})
+    text = longest_speech()  # prose that passes the other web rules only in part; look at the URL checks
+    checks = {
+        url: {
+            d["check"]: d["passed"]
+            for d in clean_document(text, url=url, source="commoncrawl", config=config).decisions
+        }
+        for url in ("https://www.casino.example.com/ja/", "https://news.example.jp/a", "https://example.ru/a")
+    }
+    assert checks["https://www.casino.example.com/ja/"]["domain_gambling"] is False
+    assert checks["https://news.example.jp/a"]["domain_blocklist"] is True
+    assert checks["https://news.example.jp/a"]["invalid_tld"] is True
+    assert checks["https://example.ru/a"]["invalid_tld"] is False
