@@ -18,7 +18,8 @@ The scheme, versioned by ``MinHashParams.id()`` (change any output below and the
    Computed by Horner's rule over shifted slices of the code-point array: ``size`` numpy passes,
    no per-shingle Python loop. Values are < P and returned as distinct, sorted uint64.
 3. **Permutations.** ``num_perm = bands * rows`` universal hashes ``g_i(h) = (a_i * h + b_i) mod P``
-   with ``a_i`` in [1, P) and ``b_i`` in [0, P) drawn from ``np.random.default_rng(seed)``; the
+   with ``a_i`` in [1, P) and ``b_i`` in [0, P) from splitmix64 of (seed, index) (not numpy's
+   Generator, whose stream may change between numpy versions); the
    signature is ``min over shingles of g_i(h)``. The 122-bit product is reduced without overflow
    by splitting both factors into 32-bit halves and folding with ``2**61 = 1 (mod P)``
    (``_mulmod``, inlined in ``_permute_min``). ``hash_bits=32`` keeps the low 32 bits of each
@@ -174,9 +175,14 @@ def shingle_hashes(text: str, size: int, seed: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=32)
 def _coefficients(params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(params.seed)
-    a = rng.integers(1, P61, size=params.num_perm, dtype=np.uint64)
-    b = rng.integers(0, P61, size=params.num_perm, dtype=np.uint64)
+    # From splitmix64 over (seed, index), not numpy's Generator: numpy does not promise the same
+    # stream across versions, and signatures stored by one install must match another's. The
+    # modulo bias of a 64-bit value reduced mod 2**61 - 1 is below 2**-60.
+    state = np.uint64((params.seed & 0xFFFFFFFF) << 32)
+    index = np.arange(2 * params.num_perm, dtype=np.uint64) + state
+    values = _splitmix64_np(_splitmix64_np(index))
+    a = values[0::2] % np.uint64(P61 - 1) + np.uint64(1)
+    b = values[1::2] % np.uint64(P61)
     a.flags.writeable = False
     b.flags.writeable = False
     return a, b

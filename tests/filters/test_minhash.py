@@ -94,9 +94,17 @@ def _ref_shingle_hash(shingle: str, seed: int) -> int:
 
 def _ref_signature(text: str, params: MinHashParams) -> list[int]:
     hashes = [_ref_shingle_hash(s, params.seed) for s in _ref_shingles(text, params.shingle_size)]
-    rng = np.random.default_rng(params.seed)
-    a = [int(v) for v in rng.integers(1, P, size=params.num_perm, dtype=np.uint64)]
-    b = [int(v) for v in rng.integers(0, P, size=params.num_perm, dtype=np.uint64)]
+
+    # a_i, b_i: splitmix64 applied twice to (seed << 32) + 2i and + 2i + 1, in Python ints.
+    def mix(z: int) -> int:
+        z = (z + 0x9E3779B97F4A7C15) & (2**64 - 1)
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
+        return z ^ (z >> 31)
+
+    base = (params.seed & 0xFFFFFFFF) << 32
+    a = [mix(mix(base + 2 * i)) % (P - 1) + 1 for i in range(params.num_perm)]
+    b = [mix(mix(base + 2 * i + 1)) % P for i in range(params.num_perm)]
     mask = (1 << params.hash_bits) - 1
     if not hashes:
         return [mask] * params.num_perm
@@ -140,15 +148,15 @@ def test_identical_texts_give_identical_signatures_and_bands(wiki):
 
 
 def test_golden_values_pin_the_scheme():
-    # If these change (numpy's Generator stream, or any step of the scheme), signatures stored
+    # If these change (any step of the scheme), signatures stored
     # under the same MinHashParams.id() stop being comparable: change the id instead.
     sig = signature(TSUYU, DEFAULT)
-    assert [int(v) for v in sig[:3]] == [11689894171706629, 29102625312529279, 39854828383575747]
-    assert int(band_hashes(sig, DEFAULT)[0]) == 1090765188880229312
+    assert [int(v) for v in sig[:3]] == [35101508664254879, 50671025280886364, 220892362825476603]
+    assert int(band_hashes(sig, DEFAULT)[0]) == 7391824171196901750
     p32 = MinHashParams(hash_bits=32)
     sig32 = signature(TSUYU, p32)
-    assert [int(v) for v in sig32[:3]] == [113961320, 39601004, 210114839]
-    assert int(band_hashes(sig32, p32)[0]) == 6922986775525136909
+    assert [int(v) for v in sig32[:3]] == [136534574, 395077846, 4265947]
+    assert int(band_hashes(sig32, p32)[0]) == 7449340656057371620
 
 
 def test_same_signature_in_another_process():
@@ -213,7 +221,10 @@ def _check_pairs(pairs):
     for a, b in pairs:
         j = jaccard(a, b, DEFAULT.shingle_size)
         est = estimated_jaccard(signature(a), signature(b))
-        assert abs(est - j) <= 0.1, (j, est, a[:40])
+        # The estimate is a mean of num_perm Bernoulli(J) draws: within ±0.1, or 4 standard
+        # deviations where that is wider (J near 0.5: sd = 0.035 at 200 permutations).
+        tolerance = max(0.1, 4 * (j * (1 - j) / DEFAULT.num_perm) ** 0.5)
+        assert abs(est - j) <= tolerance, (j, est, a[:40])
         if j >= 0.9:
             high.append(_shares_band(a, b))
         elif j >= 0.8:
