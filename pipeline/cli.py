@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--format", choices=["md", "json"], default="md")
 
     sub.add_parser("stages", help="list the stages in order")
+
+    curve = sub.add_parser(
+        "minhash-curve", help="probability that two documents become dedup candidates, by Jaccard"
+    )
+    curve.add_argument("--bands", type=int, help="also show these bands ...")
+    curve.add_argument("--rows", type=int, help="... and rows per band")
+    curve.add_argument("--jaccard", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
     return parser
 
 
@@ -60,7 +67,41 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "audit":
         return cmd_audit(args)
+    if args.command == "minhash-curve":
+        return cmd_minhash_curve(args)
     return cmd_run(args)
+
+
+# Banding of the MinHash settings Japanese corpus builders use (docs/research/mission_anchors.md §3.5).
+KNOWN_BANDINGS = {
+    "Swallow (char 5-grams)": (40, 20),
+    "LLM-jp v4 (Sudachi word 5-grams)": (20, 10),
+    "FineWeb-2": (14, 8),
+}
+
+
+def cmd_minhash_curve(args: argparse.Namespace) -> int:
+    from filters.minhash import candidate_probability
+
+    settings = dict(KNOWN_BANDINGS)
+    if (args.bands is None) != (args.rows is None):
+        print("error: give both --bands and --rows", file=sys.stderr)
+        return EXIT_USAGE
+    if args.bands is not None:
+        if args.bands < 1 or args.rows < 1:
+            print("error: --bands and --rows must be at least 1", file=sys.stderr)
+            return EXIT_USAGE
+        settings[f"--bands {args.bands} --rows {args.rows}"] = (args.bands, args.rows)
+    if any(not 0.0 <= j <= 1.0 for j in args.jaccard):
+        print("error: --jaccard values must be between 0 and 1", file=sys.stderr)
+        return EXIT_USAGE
+    print("P(candidate) = 1 - (1 - J^rows)^bands")
+    print("| setting | bands x rows | " + " | ".join(f"J={j:g}" for j in args.jaccard) + " |")
+    print("|---|---|" + "---|" * len(args.jaccard))
+    for name, (bands, rows) in settings.items():
+        values = " | ".join(f"{candidate_probability(j, bands, rows):.4f}" for j in args.jaccard)
+        print(f"| {name} | {bands} x {rows} | {values} |")
+    return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -97,3 +97,23 @@ def test_audit_of_an_unfinished_run_fails(tmp_path):
     (tmp_path / "fetch").mkdir()
     proc = pipeline("audit", str(tmp_path))
     assert proc.returncode == 1 and "stage 'fetch' has not finished" in proc.stdout
+
+
+def test_minhash_curve_prints_the_s_curve_of_known_and_given_bandings(capsys):
+    from pipeline.cli import main
+
+    assert main(["minhash-curve", "--jaccard", "0.7", "0.8", "0.9", "--bands", "16", "--rows", "8"]) == 0
+    rows = {line.split(" | ")[0].strip("| "): line for line in capsys.readouterr().out.splitlines()}
+    # 1 - (1 - J^r)^b by hand: Swallow 40 x 20 at 0.8: 0.8^20 = 0.01153, 0.98847^40 = 0.6289 -> 0.3711.
+    assert rows["Swallow (char 5-grams)"].endswith("| 0.0314 | 0.3711 | 0.9944 |")
+    assert rows["LLM-jp v4 (Sudachi word 5-grams)"].endswith("| 0.4362 | 0.8969 | 0.9998 |")
+    assert rows["FineWeb-2"].endswith("| 0.5645 | 0.9235 | 0.9996 |")
+    assert "16 x 8" in rows["--bands 16 --rows 8"]
+
+
+@pytest.mark.parametrize("args", [["--bands", "20"], ["--bands", "0", "--rows", "5"], ["--jaccard", "1.5"]])
+def test_minhash_curve_refuses_bad_arguments(args, capsys):
+    from pipeline.cli import main
+
+    assert main(["minhash-curve", *args]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
