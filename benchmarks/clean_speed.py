@@ -50,23 +50,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+from clean_quality import PIPELINE_SOURCE  # noqa: E402  (benchmarks/ is this script's directory)
 
 DEV_TEXTS = REPO / "benchmarks" / "clean_dev" / "texts.jsonl"
-KOKKAI = Path("/work/shared/data/kokkai_speeches/speeches_sample2000.jsonl")
-WIKIPEDIA = Path("/work/shared/data/wikipedia_paragraphs_jsquad/jsquad_valid_wikipedia_paragraphs.jsonl")
+SHARED = REPO.parent / "shared" / "data"  # ../shared beside the repository
+KOKKAI = SHARED / "kokkai_speeches" / "speeches_sample2000.jsonl"
+WIKIPEDIA = SHARED / "wikipedia_paragraphs_jsquad" / "jsquad_valid_wikipedia_paragraphs.jsonl"
 WARMUP_DOCS = 20
-
-# The dev set's `source` -> the pipeline's row `source` (as benchmarks/clean_quality.py maps it).
-PIPELINE_SOURCE = {
-    "warc_ja_postlight": "commoncrawl",
-    "warc_ja_feedpage": "commoncrawl",
-    "warc_control": "commoncrawl",
-    "charset_feed": "local",
-    "wikipedia": "local",
-    "aozora": "local",
-    "kokkai": "kokkai",
-    "egov_law": "egov",
-}
 
 
 @dataclass

@@ -52,7 +52,7 @@ from sources.kokkai import (
 )
 from sources.law_xml import law_xml_to_text
 
-SPEECHES = Path("/work/shared/data/kokkai_speeches/speeches_sample2000.jsonl")
+SPEECHES = REPO.parent / "shared" / "data" / "kokkai_speeches" / "speeches_sample2000.jsonl"
 KOKKAI_DATA = REPO / "tests" / "data" / "kokkai"
 EGOV_DATA = REPO / "tests" / "data" / "egov"
 LAW_DATA_XML = (EGOV_DATA / "egov_v2_law_data_xml.xml").read_bytes()  # official example (12 KB)

@@ -41,7 +41,6 @@ import binascii
 import hashlib
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ from urllib.parse import quote, urlencode
 from lxml import etree
 
 from sources.errors import SourceError
-from sources.http_client import HttpClient, HttpError
+from sources.http_client import HttpClient, HttpError, RequestSpacing
 from sources.law_xml import LawText, law_element_to_text, law_json_to_text, law_xml_to_text
 
 DEFAULT_BASE_URL = "https://laws.e-gov.go.jp/api/2"
@@ -134,10 +133,7 @@ class EgovClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = client if client is not None else HttpClient(max_connections_per_host=1)
-        self.pause_seconds = pause_seconds
-        self._sleep, self._clock = sleep, clock
-        self._lock = threading.Lock()
-        self._last_finished: float | None = clock() if pause_first else None
+        self._spacing = RequestSpacing(pause_seconds, pause_first=pause_first, sleep=sleep, clock=clock)
 
     # -- /laws ---------------------------------------------------------------------------------
 
@@ -178,15 +174,20 @@ class EgovClient:
 
     # -- /law_data -----------------------------------------------------------------------------
 
-    def fetch_law(self, law_id_or_revision_id: str, *, asof: str | None = None) -> LawDocument:
-        """The full text of a law (by law ID, law number or law revision ID), as of ``asof``."""
+    def law_data(self, law_id_or_revision_id: str, *, asof: str | None = None) -> tuple[str, bytes]:
+        """``(request URL, body)`` of ``/law_data`` as received, for a caller that keeps the
+        answer; :func:`parse_law_data` reads it."""
         params: list[tuple[str, str]] = []
         if asof is not None:
             params.append(("asof", asof))
         params += [("law_full_text_format", "xml"), ("response_format", "xml")]
         url = f"{self.base_url}/law_data/{quote(law_id_or_revision_id, safe='')}?{urlencode(params)}"
-        response = self._get(url)
-        meta, law = parse_law_data(url, response.content)
+        return url, self._get(url).content
+
+    def fetch_law(self, law_id_or_revision_id: str, *, asof: str | None = None) -> LawDocument:
+        """The full text of a law (by law ID, law number or law revision ID), as of ``asof``."""
+        url, content = self.law_data(law_id_or_revision_id, asof=asof)
+        meta, law = parse_law_data(url, content)
         law_id = meta.get("law_id") or law_id_or_revision_id.split("_")[0]
         return LawDocument(
             law_id=law_id,
@@ -196,22 +197,15 @@ class EgovClient:
             asof=asof,
             text=law.text,
             request_url=url,
-            raw_sha256=hashlib.sha256(response.content).hexdigest(),
-            raw=response.content,
+            raw_sha256=hashlib.sha256(content).hexdigest(),
+            raw=content,
         )
 
     # -- plumbing ------------------------------------------------------------------------------
 
     def _get(self, url: str):
-        with self._lock:
-            if self._last_finished is not None:
-                wait = self.pause_seconds - (self._clock() - self._last_finished)
-                if wait > 0:
-                    self._sleep(wait)
-            try:
-                return self._get_now(url)
-            finally:
-                self._last_finished = self._clock()
+        with self._spacing:
+            return self._get_now(url)
 
     def _get_now(self, url: str):
         try:

@@ -81,6 +81,40 @@ class HttpResponse:
     attempts: int = 1  # 1 if the first try succeeded
 
 
+class RequestSpacing:
+    """One request at a time, at least ``pause_seconds`` between the end of one answer and the
+    start of the next: ``with spacing: <one request>``. ``pause_first`` also pauses before the
+    first request (another client, an earlier shard, may just have asked). The etiquette of the
+    Diet minutes API, and a courtesy to e-Gov's; ``sleep`` and ``clock`` are injectable."""
+
+    def __init__(
+        self,
+        pause_seconds: float,
+        *,
+        pause_first: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if pause_seconds < 0:
+            raise ValueError(f"pause_seconds must not be negative, got {pause_seconds}")
+        self.pause_seconds = pause_seconds
+        self._sleep, self._clock = sleep, clock
+        self._lock = threading.Lock()
+        self._last_finished: float | None = clock() if pause_first else None
+
+    def __enter__(self) -> Self:
+        self._lock.acquire()
+        if self._last_finished is not None:
+            wait = self.pause_seconds - (self._clock() - self._last_finished)
+            if wait > 0:
+                self._sleep(wait)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._last_finished = self._clock()
+        self._lock.release()
+
+
 @dataclass(frozen=True)
 class ResponsePage:
     """An API answer kept for provenance: the URL asked, the body's exact bytes, and when it

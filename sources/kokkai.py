@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,7 +39,7 @@ from datetime import date as _date
 from urllib.parse import quote, urlencode
 
 from sources.errors import SourceError
-from sources.http_client import HttpClient, ResponsePage, RetryPolicy
+from sources.http_client import HttpClient, RequestSpacing, ResponsePage, RetryPolicy
 
 DEFAULT_BASE_URL = "https://kokkai.ndl.go.jp/api"
 # maximumRecords upper bound per endpoint (api.html, research note §1.1).
@@ -211,12 +210,9 @@ class KokkaiClient:
         timeout_seconds: float = 120.0,
         retry: RetryPolicy | None = None,
     ) -> None:
-        if pause_seconds < 0:
-            raise ValueError(f"pause_seconds must not be negative, got {pause_seconds}")
         self.base_url = base_url.rstrip("/")
         self.pause_seconds = pause_seconds
-        self._sleep = sleep
-        self._clock = clock
+        self._spacing = RequestSpacing(pause_seconds, pause_first=pause_first, sleep=sleep, clock=clock)
         if client is None:
             retry = retry or RetryPolicy(max_attempts=5, backoff_base_seconds=max(pause_seconds, 1.0))
             client = HttpClient(
@@ -226,9 +222,6 @@ class KokkaiClient:
                 sleep=lambda seconds: sleep(max(seconds, pause_seconds)),
             )
         self.client = client
-        self._lock = threading.Lock()
-        # pause_first: another client (an earlier shard, the driver's listing) may have just asked.
-        self._last_finished: float | None = clock() if pause_first else None
 
     # -- low level ---------------------------------------------------------------------------
 
@@ -268,15 +261,8 @@ class KokkaiClient:
     def request(self, endpoint: str, params: Mapping[str, object]) -> tuple[dict, ResponsePage]:
         """One polite request: the decoded JSON and the response as received."""
         url = self.build_url(endpoint, params)
-        with self._lock:
-            if self._last_finished is not None:
-                wait = self.pause_seconds - (self._clock() - self._last_finished)
-                if wait > 0:
-                    self._sleep(wait)
-            try:
-                response = self.client.get(url, headers={"Accept": "application/json"}, expect=(200, 400))
-            finally:
-                self._last_finished = self._clock()
+        with self._spacing:
+            response = self.client.get(url, headers={"Accept": "application/json"}, expect=(200, 400))
         if response.status != 200:
             raise _api_error(url, response.status, response.content)
         page = ResponsePage(url, response.content, datetime.now(UTC).isoformat())

@@ -256,7 +256,7 @@ def aozora_docs(folder: Path) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default="/work/shared/data")
+    ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
     ap.add_argument("--sample-warc", default=str(ROOT / "sample" / "ja_pages.warc.gz"))
     ap.add_argument("--out", default=str(HERE / "texts.jsonl"))
     args = ap.parse_args(argv)

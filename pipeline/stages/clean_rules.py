@@ -54,6 +54,20 @@ def _domain_lists(items: tuple[tuple[str, str], ...]):
     return DomainLists.load(dict(items)) if items else None
 
 
+@functools.cache
+def _normalizer_transform(normalizer_id: str) -> dict[str, Any]:
+    # Once per process: hashing a transform's parameters per document would sit on the hot path.
+    return transform(STAGE, "filters.normalize.normalize_japanese", normalizer_id, {})
+
+
+@functools.cache
+def _dictionary_transforms(names: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        transform(STAGE, f"filters.ngwords:{d.name}", d.sha256, {"origin": d.origin})
+        for d in _ng_dictionaries(names)
+    )
+
+
 def _dictionary_names(config: CleanConfig, resolve) -> tuple[str, ...]:
     """Bundled names as they are; file paths resolved against the config file's directory."""
     return tuple(resolve(n) if n.endswith(".txt") else n for n in config.ng_dictionaries)
@@ -165,7 +179,7 @@ def clean_document(
 
     profile, rules = profile_for(config, source)
     text = normalize_japanese(text)
-    transforms = [transform(STAGE, "filters.normalize.normalize_japanese", NORMALIZER_ID, {})]
+    transforms = [_normalizer_transform(NORMALIZER_ID)]
     notices: list[dict] = []
     for enabled, trim in (
         (rules.trim_footer, trim_footer),
@@ -188,10 +202,7 @@ def clean_document(
     scores = measure(text, url, rules, config, resolve)
     # The NG dictionaries are identified by the SHA-256 of their files, the repetition measure
     # by the definition used (Swallow's code or Gopher's).
-    transforms += [
-        transform(STAGE, f"filters.ngwords:{d.name}", d.sha256, {"origin": d.origin})
-        for d in _ng_dictionaries(_dictionary_names(config, resolve))
-    ]
+    transforms += _dictionary_transforms(_dictionary_names(config, resolve))
     outcome = CleanOutcome(text, None, None, profile, scores, transforms=transforms, trimmed_notices=notices)
     outcome.decisions.append(decision(STAGE, f"profile:{profile}", None, True))
     outcome.decisions.append(

@@ -176,8 +176,8 @@ def fetch_laws(
             pages = load_answers(raw)
             if pages is None:
                 # A revision id names one text; a bare law id takes the configured as-of date.
-                law = client.fetch_law(ident, asof=None if "_" in ident else cfg.asof)
-                pages = [ResponsePage(law.request_url, law.raw, datetime.now(UTC).isoformat())]
+                url, body = client.law_data(ident, asof=None if "_" in ident else cfg.asof)
+                pages = [ResponsePage(url, body, datetime.now(UTC).isoformat())]
                 store_answers(raw, pages)
             meta, law_text = parse_law_data(pages[0].url, pages[0].body)
         except SourceError as err:

@@ -34,7 +34,7 @@ from manifests.layout import docs_path, done_shards, manifest_path, source_dir, 
 from manifests.schema import sha256_hex
 from pipeline.config import OSAID_CLASS_ORDER, Config, ConfigError, SyntheticConfig
 from pipeline.stage import ShardSpec, decision, transform
-from pipeline.stages.fetch_rows import RowBuilder, fetch_reason, rejected_row
+from pipeline.stages.fetch_rows import RowBuilder, fetch_reason, rejected_row, text_document
 
 SERIAL_KEY = "synthetic"  # one worker at a time, so `concurrency` is the limit the server sees
 TASK_SCHEMA = pa.schema(
@@ -213,7 +213,7 @@ def _cache_path(config: Config, run_dir: str, request_sha: str) -> str:
     return f"{root}/{request_sha}.json"
 
 
-def _store(path: str, result) -> None:
+def _store(path: str, result) -> dict[str, Any]:
     stored = {
         "response_id": result.response_id,
         "model": result.model,
@@ -226,6 +226,7 @@ def _store(path: str, result) -> None:
         "raw_sha256": sha256_hex(result.raw),
     }
     atomic_write_bytes(path, json.dumps(stored, ensure_ascii=False).encode("utf-8"))
+    return stored
 
 
 def _load(path: str) -> dict[str, Any] | None:
@@ -275,7 +276,8 @@ def generate(
         request, prompt = _request(cfg, recipes[task["recipe"]], templates[task["recipe"]][0], task)
         requests.append((task, request, prompt, _cache_path(config, run_dir, request.sha256())))
 
-    pending = [(request, path) for _, request, _, path in requests if _load(path) is None]
+    answers = {path: _load(path) for _, _, _, path in requests}  # read once; new ones added below
+    pending = [(request, path) for _, request, _, path in requests if answers[path] is None]
     errors: dict[str, Exception] = {}
     if pending:
         retry = RetryPolicy(
@@ -296,7 +298,8 @@ def generate(
                 if isinstance(result, Exception):
                     errors[request.sha256()] = result
                 else:
-                    _store(paths[request.sha256()], result)
+                    path = paths[request.sha256()]
+                    answers[path] = _store(path, result)
 
     server = public_url(cfg.base_url)
     docs, rows, rejected = [], [], []
@@ -333,7 +336,7 @@ def generate(
             rows.append(row)
             rejected.append(entry)
             continue
-        answer = _load(path)
+        answer = answers[path]
         locator |= {
             "response_id": answer["response_id"],
             "response_model": answer["model"],
@@ -371,18 +374,7 @@ def generate(
             )
             continue
         rows.append(row)
-        docs.append(
-            {
-                "doc_id": row["doc_id"],
-                "source": "synthetic",
-                "url": source_uri,
-                "http_status": None,
-                "content_type": "text/plain; charset=utf-8",
-                "http_headers": None,
-                "payload": None,
-                "text": text,
-            }
-        )
+        docs.append(text_document(row, source_uri, text))
     return docs, rows, rejected
 
 
