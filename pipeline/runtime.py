@@ -51,9 +51,8 @@ class RayRuntime:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def pmap(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        """Run `fn` on every item as a Ray task; results in input order."""
-        remote = ray.remote(num_cpus=1)(fn)
-        return ray.get([remote.remote(item) for item in items])
+        """Run `fn` (any picklable callable) on every item as a Ray task; results in input order."""
+        return ray.get([_apply.remote(fn, item) for item in items])
 
     def run_shards(
         self, stage_name: str, ctx: RunContext, shards: list[ShardSpec], num_workers: int | None
@@ -77,6 +76,11 @@ class RayRuntime:
                 pass  # a dead worker has nothing left to release
             for actor in actors:
                 ray.kill(actor)
+
+
+@ray.remote(num_cpus=1)
+def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
+    return fn(item)
 
 
 def _unordered(pool: ActorPool, shards: list[ShardSpec], stage_name: str) -> Iterator[tuple[int, Any]]:

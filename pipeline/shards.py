@@ -94,7 +94,9 @@ def run_shard(stage: Stage, shard: ShardSpec) -> ShardStats | None:
 
     reasons: dict[str, int] = {}
     for reason in rejected.column("reason").to_pylist():
-        reasons[reason] = reasons.get(reason, 0) + 1
+        # A reason may name another document (dedup's "duplicate_of:<doc_id>"); counted by kind.
+        kind = reason.split(":", 1)[0]
+        reasons[kind] = reasons.get(kind, 0) + 1
     stats = ShardStats(
         shards=1,
         documents_in=expected,

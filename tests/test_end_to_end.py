@@ -97,11 +97,20 @@ def test_every_fetched_document_is_accounted_for(run_dir):
 def test_the_planted_rejections_happen_for_the_right_reasons(run_dir):
     rejected = {s: pl.read_parquet(run_dir / s / "rejected" / "part-?????.parquet") for s in STAGE_ORDER}
     dups = rejected["dedup"]
-    assert dups.height == 2 and set(dups["reason"]) == {"exact_duplicate"}
-    # The sample's two copies are the Wikipedia rows whose id ends in "#copy"; the originals survive.
+    # The sample's two copies are the Wikipedia rows whose id ends in "#copy": of each pair one
+    # goes, as a duplicate of the other (same source and date, so the smaller doc_id stays).
     fetch_manifest = pl.read_parquet(run_dir / "fetch" / "part-00002.manifest.parquet")
-    copies = fetch_manifest.filter(pl.col("locator").str.contains("#copy"))["doc_id"].to_list()
-    assert sorted(dups["doc_id"].to_list()) == sorted(copies)
+    ids = dict(
+        zip(
+            fetch_manifest["locator"].map_elements(lambda s: json.loads(s)["id"], return_dtype=pl.String),
+            fetch_manifest["doc_id"],
+        )
+    )
+    pairs = [(ids[k], ids[k.removesuffix("#copy")]) for k in ids if k.endswith("#copy")]
+    assert len(pairs) == 2 and dups.height == 2
+    expected = {max(pair): f"duplicate_of:{min(pair)}" for pair in pairs}
+    assert dict(zip(dups["doc_id"], dups["reason"])) == expected
+    assert set(dups["detail"]) == {"exact copy of the normalised text"}
     # The real Common Crawl record is an Aragonese Wikipedia page: not Japanese, caught before extraction.
     cc = rejected["extract"].filter(pl.col("source") == "commoncrawl")
     assert cc["reason"].to_list() == ["not_japanese_preselect"]

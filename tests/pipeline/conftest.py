@@ -15,13 +15,15 @@ from pipeline.config import load_config
 from pipeline.stage import RunContext, ShardSpec
 
 
-def manifest_row(upstream_id: str, source: str = "local") -> dict:
+def manifest_row(
+    upstream_id: str, source: str = "local", retrieved_at: str = "2025-01-15T00:00:00+00:00"
+) -> dict:
     return new_row(
         doc_id=doc_id(source, upstream_id),
         source=source,
         source_uri=f"https://example.jp/{upstream_id}",
         locator=json.dumps({"id": upstream_id}),
-        retrieved_at="2025-01-15T00:00:00+00:00",
+        retrieved_at=retrieved_at,
         raw_sha256="0" * 64,
         license="NOASSERTION",
         legal_basis=["JP-Copyright-Art30-4"],
@@ -31,6 +33,10 @@ def manifest_row(upstream_id: str, source: str = "local") -> dict:
         pipeline_version="test",
         config_sha256="test",
     )
+
+
+def _retrieved(doc: dict) -> dict:
+    return {"retrieved_at": doc["retrieved_at"]} if "retrieved_at" in doc else {}
 
 
 class ShardMaker:
@@ -46,10 +52,11 @@ class ShardMaker:
         )
 
     def write(self, stage: str, index: int, docs: list[dict], schema: pa.Schema | None = None) -> ShardSpec:
-        """`docs`: dicts of document columns plus `upstream_id` (and optional `source`)."""
-        rows = [manifest_row(d["upstream_id"], d.get("source", "local")) for d in docs]
+        """`docs`: dicts of document columns plus `upstream_id` (and optional `source`, and
+        `retrieved_at`, which goes to the manifest only)."""
+        rows = [manifest_row(d["upstream_id"], d.get("source", "local"), **_retrieved(d)) for d in docs]
         columns = [
-            {k: v for k, v in d.items() if k != "upstream_id"} | {"doc_id": r["doc_id"]}
+            {k: v for k, v in d.items() if k not in ("upstream_id", "retrieved_at")} | {"doc_id": r["doc_id"]}
             for d, r in zip(docs, rows)
         ]
         for c, r in zip(columns, rows):

@@ -62,6 +62,11 @@ def test_set_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
         ("sources.local.osaid_class=free", "sources.local.osaid_class: must be one of"),
         ("quality.min_hiragana_fraction=1.5", "quality.min_hiragana_fraction: must be between 0 and 1"),
         ("clean.web.min_chars", "--set expects key=value"),
+        ("dedup.policy=[oldest]", "dedup.policy[0]: 'oldest' is not one of newest, quality, source_priority"),
+        ("dedup.policy=[quality]", "dedup.quality_column: the quality policy needs a score column"),
+        ("dedup.hash_bits=16", "dedup: hash_bits must be 32 or 64, not 16"),
+        ("dedup.jaccard_threshold=1.5", "dedup.jaccard_threshold: must be in (0, 1], or null"),
+        ("dedup.num_partitions=0", "dedup.num_partitions: must be at least 1, or null"),
         ("extract.trafilatura_preset=fast", "extract.trafilatura_preset: must be one of"),
         (
             "sources.commoncrawl.cdx.url_patterns=[example.jp/*]",
@@ -109,3 +114,8 @@ def test_a_profile_given_in_part_keeps_its_own_defaults(tmp_path):
     # The law profile's other rules stay as the law profile has them, not as the web's.
     assert config.clean.law.min_chars == 10 and config.clean.law.max_sentence_length is None
     assert config.clean.web.max_sentence_length == 200
+
+
+def test_the_jaccard_check_needs_signatures():
+    with pytest.raises(ConfigError, match="dedup.jaccard_threshold: needs dedup.near"):
+        load_config(None, ["dedup.near=false", "dedup.jaccard_threshold=0.8"])

@@ -9,7 +9,6 @@ import pyarrow as pa
 import pytest
 
 from pipeline.stages.clean import LANGUAGE_SCORE_COLUMN, CleanStage
-from pipeline.stages.dedup import DedupStage
 from pipeline.stages.extract import ExtractStage
 from pipeline.stages.fetch import FETCH_SCHEMA, FetchStage
 from pipeline.stages.quality import QualityStage
@@ -239,36 +238,6 @@ def test_clean_normalises_scores_language_and_rejects_with_reasons(shards):
     assert any(
         t["tool"] == "fasttext" and "lid.176" in t["version"] for t in result.manifest[0]["transforms"]
     )
-
-
-# dedup ---------------------------------------------------------------------------------------------
-
-
-def test_dedup_keeps_the_first_copy_across_shards(shards):
-    first = shards.write(
-        "clean",
-        0,
-        [
-            {"upstream_id": "a", "url": None, "text": TSUYU},
-            {"upstream_id": "b", "url": None, "text": CHINESE},
-        ],
-    )
-    second = shards.write(
-        "clean",
-        1,
-        [
-            {"upstream_id": "c", "url": None, "text": TSUYU_WIDTH_VARIANT},  # same after NFKC
-            {"upstream_id": "d", "url": None, "text": TSUYU.replace("ばいう", "はいう")},  # dakuten matter
-        ],
-    )
-    stage = DedupStage(shards.context("dedup.num_partitions=3"))
-    stage.prepare([first, second], lambda fn, items: [fn(i) for i in items])
-    r0, r1 = stage.process(first), stage.process(second)
-    assert r0.rejected == [] and r0.manifest[0]["dedup_cluster_size"] == 2
-    assert [r["reason"] for r in r1.rejected] == ["exact_duplicate"]
-    assert r1.rejected[0]["detail"] == f"duplicate of {r0.manifest[0]['doc_id']}"
-    assert r1.manifest[0]["dedup_cluster_id"] == r0.manifest[0]["dedup_cluster_id"]
-    assert r1.manifest[1]["dedup_cluster_size"] == 1
 
 
 # quality -------------------------------------------------------------------------------------------
