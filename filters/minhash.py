@@ -10,21 +10,27 @@ The scheme, versioned by ``MinHashParams.id()`` (change any output below and the
 1. **Shingles.** Every window of ``shingle_size`` Unicode code points (a str's characters, so an
    emoji outside the BMP is one character; a ZWJ emoji sequence is several). A text shorter than
    ``shingle_size`` is one shingle, the whole text; an empty text has no shingles.
-2. **Shingle hash.** A polynomial hash modulo the Mersenne prime ``P = 2**61 - 1``:
-   ``h = sum_j (c_j + 1) * x**(k-1-j) mod P`` for the window's code points ``c_0 .. c_{k-1}``, with
-   ``x`` derived from the seed by splitmix64. Two different windows (of any lengths <= size; the
-   ``+ 1`` keeps the leading coefficient non-zero) are two different polynomials of degree < size,
-   so they collide for at most ``size - 1`` of the ``P`` possible ``x``: about 2**-59 per pair.
-   Computed by Horner's rule over shifted slices of the code-point array: ``size`` numpy passes,
-   no per-shingle Python loop. Values are < P and returned as distinct, sorted uint64.
-3. **Permutations.** ``num_perm = bands * rows`` universal hashes ``g_i(h) = (a_i * h + b_i) mod P``
-   with ``a_i`` in [1, P) and ``b_i`` in [0, P) from splitmix64 of (seed, index) (not numpy's
-   Generator, whose stream may change between numpy versions); the
-   signature is ``min over shingles of g_i(h)``. The 122-bit product is reduced without overflow
-   by splitting both factors into 32-bit halves and folding with ``2**61 = 1 (mod P)``
-   (``_mulmod``, inlined in ``_permute_min``). ``hash_bits=32`` keeps the low 32 bits of each
-   ``g_i(h)`` before taking the minimum (as datasketch does), i.e. a different but equally valid
-   hash family; the truncation adds collisions only at the 2**-32 level.
+2. **Shingle hash.** A linear hash modulo 2**64 with one odd multiplier per window position:
+   ``h = sum_j (c_j + 1) * K_j mod 2**64`` for the window's code points ``c_0 .. c_{k-1}``, ``K_j``
+   from splitmix64 of the seed and ``j``. For two different windows (of any lengths <= size; the
+   ``+ 1`` makes a missing position differ from any code point) the difference
+   ``sum_j d_j * K_j`` has some ``d_j = 2**v * odd`` with ``v <= 20`` (code points are below
+   2**21), so it vanishes modulo 2**64 with probability at most 2**-43 over the odd ``K_j``.
+   ``size`` wrapping multiply-adds over shifted slices of the code-point array, no per-shingle
+   Python loop. ``shingle_hashes`` returns them distinct and sorted.
+3. **Permutations.** Each shingle is keyed by the top half of its hash, ``x = h >> 32`` (two
+   different shingles of a pair of 2,000-shingle documents then coincide with probability about
+   1e-3: no effect on the estimate), and permutation ``i`` is Dietzfelbinger's multiply-add-shift
+   ``g_i(x) = ((a_i * x + b_i) mod 2**64) >> 32``, strongly universal from 32-bit keys to 32-bit
+   values for uniform 64-bit ``a_i``, ``b_i`` ("Universal hashing and k-wise independent random
+   variables via integer arithmetic without primes", STACS 1996); the coefficients come from
+   splitmix64 of (seed, index), not numpy's Generator, whose stream may change between numpy
+   versions. ``hash_bits=32``: the signature is ``min over shingles of g_i(x)``. ``hash_bits=64``:
+   ``min of (g_i(x) << 32 | g'_i(x))`` with a second, independent pair of coefficients, so its top
+   32 bits are the 32-bit signature and two different minima agree by chance with probability
+   2**-64 instead of 2**-32. One wrapping uint64 multiply, add and shift per shingle and
+   permutation: a tenth of the time of the exact arithmetic modulo 2**61 - 1 of scheme 1 (which
+   datasketch and datatrove approximate with overflowing products anyway).
 4. **Bands.** The signature is cut into ``bands`` runs of ``rows`` values; each band becomes one
    uint64 by a splitmix64 chain seeded with the band's index, so equal bands at the same position
    give equal hashes and the same values in another band position do not.
@@ -32,8 +38,9 @@ The scheme, versioned by ``MinHashParams.id()`` (change any output below and the
 Two documents become LSH candidates when they share a band hash at the same index; with Jaccard
 similarity ``s`` that happens with probability ``candidate_probability(s, bands, rows)``.
 
-An empty text gets the all-ones signature (the dtype's maximum; never a real 64-bit value since
-real values are < P), so empty texts are candidates of each other and of nothing else.
+An empty text gets the all-ones signature (the dtype's maximum, which a real minimum reaches with
+probability below 2**-32 per position), so empty texts are candidates of each other and, in
+practice, of nothing else.
 """
 
 from __future__ import annotations
@@ -43,17 +50,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-P61 = (1 << 61) - 1  # Mersenne prime 2**61 - 1
 _MASK64 = (1 << 64) - 1
-_P = np.uint64(P61)
-_M32 = np.uint64(0xFFFFFFFF)
-_M29 = np.uint64((1 << 29) - 1)
 
-# The signature is computed on blocks of (num_perm x chunk) uint64 values, with
-# chunk = max(1, CHUNK_ELEMENTS // num_perm) shingles: 2**18 elements is 2 MiB per buffer and
-# ``_permute_min`` uses four, so 8 MiB of scratch per call whatever the text length (1,310
-# shingles per block at 200 permutations). 2**16 to 2**20 ran at the same speed within noise.
-CHUNK_ELEMENTS = 1 << 18
+# The signature is computed on blocks of (chunk x num_perm) uint64 values, with
+# chunk = max(1, CHUNK_ELEMENTS // num_perm) shingles: 2**15 elements is 256 KiB per buffer (two
+# for 64-bit hashes), which stays in a core's L2 cache; of 2**12 .. 2**18, 2**15 was fastest here
+# for both widths (6,000-character text: 2.2 ms at 32 bits, 3.6 ms at 64; 2**18: 2.3 and 8.2).
+CHUNK_ELEMENTS = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class MinHashParams:
     shingle_size: int = 5  # character n-grams (Unicode code points)
     bands: int = 20
     rows: int = 10
-    hash_bits: int = 64  # 32 or 64
+    hash_bits: int = 32  # 32 or 64
     seed: int = 1
 
     def __post_init__(self) -> None:
@@ -87,9 +90,10 @@ class MinHashParams:
         """The id recorded in manifests.
 
         >>> MinHashParams().id()
-        'minhash_char5_b20r10_h64_s1'
+        'minhash2_char5_b20r10_h32_s1'
         """
-        return f"minhash_char{self.shingle_size}_b{self.bands}r{self.rows}_h{self.hash_bits}_s{self.seed}"
+        # "minhash2": scheme 2 (multiply-add-shift permutations); scheme 1's signatures differ.
+        return f"minhash2_char{self.shingle_size}_b{self.bands}r{self.rows}_h{self.hash_bits}_s{self.seed}"
 
 
 def _splitmix64(z: int) -> int:
@@ -108,39 +112,11 @@ def _splitmix64_np(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def shingle_base(seed: int) -> int:
-    """The polynomial base ``x`` in [2, P) used for shingle hashes under ``seed``."""
-    return 2 + _splitmix64(seed ^ 0x5348494E474C45) % (P61 - 2)  # "SHINGLE"
-
-
-def _reduce(x: np.ndarray) -> np.ndarray:
-    """x mod P for uint64 x < 2**64 (in place): fold the bits above 61, then one branch-free
-    conditional subtraction ((x + 1) >> 61 is 1 exactly when P <= x < 2P + 1)."""
-    hi = x >> np.uint64(61)
-    x &= _P
-    x += hi  # < 2**61 + 8
-    np.right_shift(x + np.uint64(1), np.uint64(61), out=hi)
-    x += hi
-    x &= _P
-    return x
-
-
-def _mulmod(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """(x * y) mod P for uint64 arrays with x, y < 2**61, broadcasting, without overflow.
-
-    With x = xh*2**32 + xl and y likewise (xh, yh < 2**29):
-    x*y = xh*yh*2**64 + (xh*yl + xl*yh)*2**32 + xl*yl, and 2**64 = 8, 2**61 = 1 (mod P).
-    """
-    xh, xl = x >> np.uint64(32), x & _M32
-    yh, yl = y >> np.uint64(32), y & _M32
-    mid = xh * yl + xl * yh  # < 2**62
-    low = xl * yl  # < 2**64, exact
-    r = (xh * yh) << np.uint64(3)  # < 2**61
-    r += mid >> np.uint64(29)  # the part of mid*2**32 at or above 2**61, folded
-    r += (mid & _M29) << np.uint64(32)
-    r += low >> np.uint64(61)
-    r += low & _P  # sum < 2**63
-    return _reduce(r)
+@functools.lru_cache(maxsize=32)
+def _position_multipliers(size: int, seed: int) -> np.ndarray:
+    """The odd multipliers ``K_0 .. K_{size-1}`` of the shingle hash under ``seed``."""
+    tag = seed ^ 0x5348494E474C45  # "SHINGLE"
+    return np.array([_splitmix64(tag + j) | 1 for j in range(size)], dtype=np.uint64)
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -148,14 +124,8 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.uint64)
 
 
-def shingle_hashes(text: str, size: int, seed: int) -> np.ndarray:
-    """Distinct, sorted uint64 hashes (all < 2**61 - 1) of the character ``size``-grams of ``text``.
-
-    A text shorter than ``size`` is a single shingle (the whole text); an empty text has none.
-
-    >>> [len(shingle_hashes(t, 5, 1)) for t in ("がっこうへ行く", "ab", "")]
-    [3, 1, 0]
-    """
+def _window_hashes(text: str, size: int, seed: int) -> np.ndarray:
+    """The hash of every window, in text order, repeats included."""
     if size < 1:
         raise ValueError("size must be positive")
     cps = _code_points(text)
@@ -164,88 +134,81 @@ def shingle_hashes(text: str, size: int, seed: int) -> np.ndarray:
     cps += np.uint64(1)  # no zero coefficient, so windows of different lengths differ
     k = min(size, cps.size)
     m = cps.size - k + 1
-    x = np.array([shingle_base(seed)], dtype=np.uint64)
-    h = cps[:m].copy()
+    multipliers = _position_multipliers(size, seed)
+    h = cps[:m] * multipliers[0]
     for j in range(1, k):
-        h = _mulmod(h, x)
-        h += cps[j : j + m]  # < 2**61 + 2**21
-        h = _reduce(h)
-    return np.unique(h)
+        h += cps[j : j + m] * multipliers[j]  # wraps modulo 2**64, as the scheme says
+    return h
+
+
+def shingle_hashes(text: str, size: int, seed: int) -> np.ndarray:
+    """Distinct, sorted uint64 hashes of the character ``size``-grams of ``text``.
+
+    A text shorter than ``size`` is a single shingle (the whole text); an empty text has none.
+
+    >>> [len(shingle_hashes(t, 5, 1)) for t in ("がっこうへ行く", "ab", "")]
+    [3, 1, 0]
+    """
+    return np.unique(_window_hashes(text, size, seed))
 
 
 @functools.lru_cache(maxsize=32)
-def _coefficients(params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
-    # From splitmix64 over (seed, index), not numpy's Generator: numpy does not promise the same
-    # stream across versions, and signatures stored by one install must match another's. The
-    # modulo bias of a 64-bit value reduced mod 2**61 - 1 is below 2**-60.
+def _coefficients(params: MinHashParams) -> tuple[np.ndarray, ...]:
+    # (a, b, a', b') per permutation: splitmix64 of (seed << 32) + 4i .. 4i + 3. The first pair is
+    # the same for both hash widths, so a 64-bit signature's top half is the 32-bit signature.
     state = np.uint64((params.seed & 0xFFFFFFFF) << 32)
-    index = np.arange(2 * params.num_perm, dtype=np.uint64) + state
-    values = _splitmix64_np(_splitmix64_np(index))
-    a = values[0::2] % np.uint64(P61 - 1) + np.uint64(1)
-    b = values[1::2] % np.uint64(P61)
-    a.flags.writeable = False
-    b.flags.writeable = False
-    return a, b
+    values = _splitmix64_np(_splitmix64_np(np.arange(4 * params.num_perm, dtype=np.uint64) + state))
+    coefficients = tuple(values[k::4].copy() for k in range(4))
+    for c in coefficients:
+        c.flags.writeable = False
+    return coefficients
 
 
-def permutation_coefficients(params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
-    """The (a, b) arrays of the ``num_perm`` hashes (a_i*h + b_i) mod (2**61 - 1), read-only."""
+def permutation_coefficients(params: MinHashParams) -> tuple[np.ndarray, ...]:
+    """The (a, b, a', b') uint64 arrays of the ``num_perm`` multiply-add-shift hashes, read-only."""
     return _coefficients(params)
 
 
 def _permute_min(hashes: np.ndarray, params: MinHashParams, out: np.ndarray) -> None:
-    """out = minimum(out, min over ``hashes`` of g_i(h)) for every permutation i, in blocks.
+    """out = minimum(out, min over ``hashes`` of each permutation), in blocks of shingles.
 
-    ``_mulmod`` inlined on four preallocated (num_perm x chunk) buffers, so each numpy pass works
-    in place instead of allocating a temporary.
+    Rows are shingles and columns permutations, so each block's minimum is a reduction over the
+    first axis of a C-ordered array (contiguous rows), measured faster than the transpose.
     """
-    a, b = _coefficients(params)
-    a_hi, a_lo, b = (a >> np.uint64(32))[:, None], (a & _M32)[:, None], b[:, None]
+    a, b, a2, b2 = (c[None, :] for c in _coefficients(params))
+    x = hashes >> np.uint64(32)
     chunk = max(1, CHUNK_ELEMENTS // params.num_perm)
-    n = min(chunk, hashes.size)
-    mid, low, r, t = (np.empty((params.num_perm, n), dtype=np.uint64) for _ in range(4))
-    s3, s29, s32, s61, one = (np.uint64(v) for v in (3, 29, 32, 61, 1))
-    for start in range(0, hashes.size, chunk):
-        h = hashes[start : start + chunk]
-        if h.size != n:  # the last, shorter block
-            mid, low, r, t = mid[:, : h.size], low[:, : h.size], r[:, : h.size], t[:, : h.size]
-        h_hi, h_lo = (h >> s32)[None, :], (h & _M32)[None, :]
-        np.multiply(a_hi, h_lo, out=mid)
-        np.multiply(a_lo, h_hi, out=t)
-        mid += t  # < 2**62
-        np.multiply(a_lo, h_lo, out=low)  # < 2**64
-        np.multiply(a_hi, h_hi, out=r)
-        r <<= s3  # a_hi*h_hi*2**64 = a_hi*h_hi*8 (mod P)
-        np.right_shift(mid, s29, out=t)
-        r += t
-        mid &= _M29
-        mid <<= s32
-        r += mid
-        np.right_shift(low, s61, out=t)
-        r += t
-        low &= _P
-        r += low  # < 2**63: a*h (mod P), not yet reduced
-        r += b  # < 2**64
-        np.right_shift(r, s61, out=t)  # reduce, as in _reduce
-        r &= _P
-        r += t
-        np.add(r, one, out=t)
-        t >>= s61
-        r += t
-        r &= _P
-        if params.hash_bits == 32:
-            r &= _M32
-        np.minimum(out, r.min(axis=1).astype(out.dtype), out=out)
+    n = min(chunk, x.size)
+    high = np.empty((n, params.num_perm), dtype=np.uint64)
+    low = np.empty_like(high) if params.hash_bits == 64 else None
+    s32 = np.uint64(32)
+    for start in range(0, x.size, chunk):
+        block = x[start : start + chunk, None]
+        if block.shape[0] != high.shape[0]:  # the last, shorter block
+            high = high[: block.shape[0]]
+            low = None if low is None else low[: block.shape[0]]
+        np.multiply(block, a, out=high)  # wraps modulo 2**64, as the scheme says
+        high += b
+        high >>= s32
+        if low is not None:
+            np.multiply(block, a2, out=low)
+            low += b2
+            low >>= s32
+            high <<= s32
+            high |= low
+        np.minimum(out, high.min(axis=0).astype(out.dtype, copy=False), out=out)
 
 
 def signature(text: str, params: MinHashParams = MinHashParams()) -> np.ndarray:
-    """MinHash signature of ``text``: shape ``(num_perm,)``, uint64 (or uint32 for hash_bits=32).
+    """MinHash signature of ``text``: shape ``(num_perm,)``, uint32 (or uint64 for hash_bits=64).
 
     >>> sig = signature("がっこうへ行く")
     >>> sig.shape, sig.dtype.name, bool((sig == signature("がっこうへ行く")).all())
-    ((200,), 'uint64', True)
+    ((200,), 'uint32', True)
     """
-    hashes = shingle_hashes(text, params.shingle_size, params.seed)
+    # Repeated windows are not removed: they cannot change a minimum, and sorting them out costs
+    # more than hashing them again.
+    hashes = _window_hashes(text, params.shingle_size, params.seed)
     out = np.full(params.num_perm, np.iinfo(params.dtype).max, dtype=params.dtype)
     if hashes.size:
         _permute_min(hashes, params, out)
@@ -253,14 +216,15 @@ def signature(text: str, params: MinHashParams = MinHashParams()) -> np.ndarray:
 
 
 def band_hashes(sig: np.ndarray, params: MinHashParams = MinHashParams()) -> np.ndarray:
-    """One uint64 per band, shape ``(bands,)``; equal bands at the same index give equal hashes."""
+    """One uint64 per band, shape ``(bands,)``, or ``(n, bands)`` for a stack of ``n`` signatures;
+    equal bands at the same index give equal hashes."""
     sig = np.asarray(sig)
-    if sig.shape != (params.num_perm,):
+    if sig.shape[-1:] != (params.num_perm,) or sig.ndim > 2:
         raise ValueError(f"signature shape {sig.shape} does not match {params.num_perm} permutations")
-    rows = sig.astype(np.uint64).reshape(params.bands, params.rows)
-    h = _splitmix64_np(np.arange(params.bands, dtype=np.uint64))
+    rows = sig.astype(np.uint64).reshape(*sig.shape[:-1], params.bands, params.rows)
+    h = np.broadcast_to(_splitmix64_np(np.arange(params.bands, dtype=np.uint64)), rows.shape[:-1])
     for r in range(params.rows):
-        h = _splitmix64_np(h ^ rows[:, r])
+        h = _splitmix64_np(h ^ rows[..., r])
     return h
 
 

@@ -456,7 +456,7 @@ class DedupConfig:
     shingle_size: int = 5
     bands: int = 20
     rows: int = 10
-    hash_bits: int = 64
+    hash_bits: int = 32
     seed: int = 1
     # Drop candidate pairs whose Jaccard similarity, estimated from the signatures, is below this;
     # null keeps every LSH candidate (as Swallow, LLM-jp and datatrove do).

@@ -123,7 +123,6 @@ def index_shard(args: tuple[str, ShardSpec, DedupConfig, int]) -> int:
     """Write the shard's signatures and band hashes (skipped when already written); returns its
     number of documents."""
     from filters.minhash import band_hashes, signature
-    from filters.normalize import normalize_japanese
 
     run_dir, shard, dedup, partitions = args
     sig_path, band_path = signatures_path(run_dir, shard.name), bands_path(run_dir, shard.name)
@@ -147,7 +146,9 @@ def index_shard(args: tuple[str, ShardSpec, DedupConfig, int]) -> int:
     doc_ids = docs.column("doc_id").to_pylist()
     order = pa.array([by_id[d] for d in doc_ids], pa.int64())
 
-    texts = [normalize_japanese(t or "") for t in docs.column("text").to_pylist()]
+    # The clean stage wrote every text through the same normaliser (its manifest rows record
+    # the transform), and normalising is idempotent, so the text is hashed as it is.
+    texts = [t or "" for t in docs.column("text").to_pylist()]
     digests = [_exact_digest(t) for t in texts]
     gids = np.arange(n, dtype=np.int64) + global_id(0, shard.index, 0)
 
@@ -167,11 +168,11 @@ def index_shard(args: tuple[str, ShardSpec, DedupConfig, int]) -> int:
     band_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     if params.minhash:
         m = params.minhash
-        sigs = np.empty((n, m.num_perm), dtype=np.uint64)
+        sigs = np.empty((n, m.num_perm), dtype=m.dtype)
         for i, text in enumerate(texts):
             sigs[i] = signature(text, m)
         fields["signature"] = pa.FixedSizeListArray.from_arrays(pa.array(sigs.reshape(-1)), m.num_perm)
-        bands = np.array([band_hashes(s, m) for s in sigs], dtype=np.uint64).reshape(n, m.bands)
+        bands = band_hashes(sigs, m)
         band_rows.append(
             (np.tile(np.arange(m.bands, dtype=np.int16), n), bands.reshape(-1), np.repeat(gids, m.bands))
         )

@@ -23,7 +23,6 @@ from filters.minhash import (
     candidate_probability,
     estimated_jaccard,
     jaccard,
-    shingle_base,
     shingle_hashes,
     signature,
 )
@@ -85,17 +84,20 @@ def _ref_shingles(text: str, size: int) -> set[str]:
 
 
 def _ref_shingle_hash(shingle: str, seed: int) -> int:
-    x = shingle_base(seed)
-    h = 0
-    for ch in shingle:
-        h = (h * x + ord(ch) + 1) % P
-    return h
+    def mix(z: int) -> int:
+        z = (z + 0x9E3779B97F4A7C15) & (2**64 - 1)
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
+        return z ^ (z >> 31)
+
+    tag = seed ^ 0x5348494E474C45
+    return sum((ord(ch) + 1) * (mix(tag + j) | 1) for j, ch in enumerate(shingle)) % 2**64
 
 
 def _ref_signature(text: str, params: MinHashParams) -> list[int]:
     hashes = [_ref_shingle_hash(s, params.seed) for s in _ref_shingles(text, params.shingle_size)]
 
-    # a_i, b_i: splitmix64 applied twice to (seed << 32) + 2i and + 2i + 1, in Python ints.
+    # a_i, b_i, a'_i, b'_i: splitmix64 applied twice to (seed << 32) + 4i .. 4i + 3, in Python ints.
     def mix(z: int) -> int:
         z = (z + 0x9E3779B97F4A7C15) & (2**64 - 1)
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
@@ -103,12 +105,18 @@ def _ref_signature(text: str, params: MinHashParams) -> list[int]:
         return z ^ (z >> 31)
 
     base = (params.seed & 0xFFFFFFFF) << 32
-    a = [mix(mix(base + 2 * i)) % (P - 1) + 1 for i in range(params.num_perm)]
-    b = [mix(mix(base + 2 * i + 1)) % P for i in range(params.num_perm)]
-    mask = (1 << params.hash_bits) - 1
+    coefficients = [mix(mix(base + i)) for i in range(4 * params.num_perm)]
+    a, b, a2, b2 = (coefficients[k::4] for k in range(4))
     if not hashes:
-        return [mask] * params.num_perm
-    return [min(((ai * h + bi) % P) & mask for h in hashes) for ai, bi in zip(a, b)]
+        return [(1 << params.hash_bits) - 1] * params.num_perm
+    keys = [h >> 32 for h in hashes]
+
+    def g(a: int, b: int, x: int) -> int:  # multiply-add-shift
+        return ((a * x + b) % 2**64) >> 32
+
+    if params.hash_bits == 32:
+        return [min(g(a[i], b[i], x) for x in keys) for i in range(params.num_perm)]
+    return [min(g(a[i], b[i], x) << 32 | g(a2[i], b2[i], x) for x in keys) for i in range(params.num_perm)]
 
 
 REF_TEXTS = [
@@ -126,9 +134,9 @@ REF_TEXTS = [
 
 def test_params_id_and_num_perm():
     assert DEFAULT.num_perm == 200
-    assert DEFAULT.id() == "minhash_char5_b20r10_h64_s1"
-    swallow = MinHashParams(bands=40, rows=20, hash_bits=32)
-    assert swallow.num_perm == 800 and swallow.id() == "minhash_char5_b40r20_h32_s1"
+    assert DEFAULT.id() == "minhash2_char5_b20r10_h32_s1"
+    swallow = MinHashParams(bands=40, rows=20, hash_bits=64)
+    assert swallow.num_perm == 800 and swallow.id() == "minhash2_char5_b40r20_h64_s1"
     assert MinHashParams(seed=7).id() != DEFAULT.id()
     with pytest.raises(ValueError):
         MinHashParams(hash_bits=16)
@@ -150,13 +158,24 @@ def test_identical_texts_give_identical_signatures_and_bands(wiki):
 def test_golden_values_pin_the_scheme():
     # If these change (any step of the scheme), signatures stored
     # under the same MinHashParams.id() stop being comparable: change the id instead.
-    sig = signature(TSUYU, DEFAULT)
-    assert [int(v) for v in sig[:3]] == [35101508664254879, 50671025280886364, 220892362825476603]
-    assert int(band_hashes(sig, DEFAULT)[0]) == 7391824171196901750
-    p32 = MinHashParams(hash_bits=32)
-    sig32 = signature(TSUYU, p32)
-    assert [int(v) for v in sig32[:3]] == [136534574, 395077846, 4265947]
-    assert int(band_hashes(sig32, p32)[0]) == 7449340656057371620
+    p64 = MinHashParams(hash_bits=64)
+    sig = signature(TSUYU, p64)
+    assert [int(v) for v in sig[:3]] == [140899771025415588, 733944692841425798, 993970954453242229]
+    assert int(band_hashes(sig, p64)[0]) == 15524533173946468835
+    sig32 = signature(TSUYU, DEFAULT)
+    assert [int(v) for v in sig32[:3]] == [32805784, 170884815, 231426897]
+    assert int(band_hashes(sig32, DEFAULT)[0]) == 17523383066109103342
+
+
+def test_the_top_half_of_a_64_bit_signature_is_the_32_bit_signature(wiki):
+    for _, text in wiki[:20]:
+        wide = signature(text, MinHashParams(hash_bits=64))
+        assert np.array_equal(wide >> np.uint64(32), signature(text, DEFAULT).astype(np.uint64))
+
+
+def test_band_hashes_of_a_stack_equal_those_of_each_signature(wiki):
+    sigs = np.stack([signature(text, DEFAULT) for _, text in wiki[:10]])
+    assert np.array_equal(band_hashes(sigs, DEFAULT), np.stack([band_hashes(s, DEFAULT) for s in sigs]))
 
 
 def test_same_signature_in_another_process():
