@@ -1,9 +1,9 @@
-"""Exact-duplicate signatures.
+"""Exact-duplicate keys.
 
 The key hashes the *normalised* text, so copies that differ only in full-width/half-width forms,
 line endings or runs of blanks collide, while texts that differ by a dakuten (がっこう / かっこう)
 do not: ``normalize_japanese`` keeps combining marks, unlike datatrove's dedup normaliser.
-Near-duplicate (MinHash) signatures will live beside this one.
+Near-duplicate signatures are in ``filters.minhash``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,11 @@ from __future__ import annotations
 import hashlib
 
 from filters.normalize import normalize_japanese
+
+
+def exact_digest(normalised: str) -> bytes:
+    """SHA-256 of text that is already normalised (the clean stage's output), as UTF-8."""
+    return hashlib.sha256(normalised.encode("utf-8")).digest()
 
 
 def exact_dedup_key(text: str) -> str:
@@ -21,4 +26,4 @@ def exact_dedup_key(text: str) -> str:
     >>> exact_dedup_key("がっこうへ行く") == exact_dedup_key("かっこうへ行く")
     False
     """
-    return hashlib.sha256(normalize_japanese(text).encode("utf-8")).hexdigest()
+    return exact_digest(normalize_japanese(text)).hex()

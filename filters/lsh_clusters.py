@@ -1,5 +1,6 @@
 """From LSH band hashes to duplicate clusters and survivors: the pure step after
-``filters.minhash`` in near-duplicate removal (issue 7). No Ray, no pipeline wiring.
+``filters.minhash`` in near-duplicate removal. No Ray, no pipeline wiring; the dedup stage
+(pipeline/stages/dedup*.py) does the same steps partitioned across Ray tasks.
 
 1. ``candidate_pairs``: documents sharing a band hash at the same band index are candidates.
    Each bucket of k documents gives k - 1 edges (a star on its first row), not k(k-1)/2.

@@ -1,5 +1,5 @@
 """MinHash signatures and LSH band hashes on character n-grams: the pure, vectorised core of
-near-duplicate removal (issue 7 builds the Ray stage on top of it).
+near-duplicate removal (pipeline/stages/dedup*.py runs it on Ray).
 
 Input is text already passed through ``filters.normalize.normalize_japanese``. That normaliser keeps
 dakuten and handakuten, so がっこう (school) and かっこう (cuckoo) give different shingles here; this

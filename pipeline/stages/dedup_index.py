@@ -18,7 +18,6 @@ integers and can tell which shard a document came from without a lookup.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
@@ -115,13 +114,10 @@ def bands_path(run_dir: str, shard: str) -> str:
     return f"{index_dir(run_dir)}/bands/{shard}.parquet"
 
 
-def _exact_digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8")).digest()
-
-
 def index_shard(args: tuple[str, ShardSpec, DedupConfig, int]) -> int:
     """Write the shard's signatures and band hashes (skipped when already written); returns its
     number of documents."""
+    from filters.dedup import exact_digest
     from filters.minhash import band_hashes, signature
 
     run_dir, shard, dedup, partitions = args
@@ -149,7 +145,7 @@ def index_shard(args: tuple[str, ShardSpec, DedupConfig, int]) -> int:
     # The clean stage wrote every text through the same normaliser (its manifest rows record
     # the transform), and normalising is idempotent, so the text is hashed as it is.
     texts = [t or "" for t in docs.column("text").to_pylist()]
-    digests = [_exact_digest(t) for t in texts]
+    digests = [exact_digest(t) for t in texts]
     gids = np.arange(n, dtype=np.int64) + global_id(0, shard.index, 0)
 
     fields = {
