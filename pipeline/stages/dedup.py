@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from filters.lsh_clusters import POLICIES
-from manifests.io import atomic_write_json, read_manifest
+from manifests.io import atomic_write_json, read_manifest, read_parquet
 from manifests.layout import is_stage_complete, manifest_path, stage_dir
 from pipeline.config import DedupConfig
 from pipeline.stage import (
@@ -123,7 +123,7 @@ def _bucket(args: tuple[list[tuple[int, str]], str, int, int]) -> int:
 
 
 def _signatures(path: str, run: int) -> pl.DataFrame:
-    frame = pl.read_parquet(path, columns=["gid", "signature"])
+    frame = pl.from_arrow(read_parquet(path, columns=["gid", "signature"]))
     return frame.with_columns(pl.col("gid") + (run << RUN_SHIFT))
 
 
@@ -146,6 +146,7 @@ def _check_jaccard(args: tuple[str, str, int, int, str, float]) -> int:
         return int(metadata(out_path)["edges"])
     files = parquet_files(by_u_dir)
     edges = pl.scan_parquet(files).filter(pl.col("v_key") == key).select("u", "v", "sig_u").collect()
+    # (read_key is not used: the signature column's type depends on the MinHash parameters)
     joined = edges.join(_signatures(sig_path, run).rename({"gid": "v", "signature": "sig_v"}), on="v")
     if joined.height:
         estimate = (joined["sig_u"].to_numpy() == joined["sig_v"].to_numpy()).mean(axis=1)
@@ -169,7 +170,7 @@ def _scatter(args: tuple[str, str, int]) -> int:
     edge_path, out_path, partitions = args
     if done(out_path):
         return 0
-    edges = pl.read_parquet(edge_path, columns=["u", "v"])
+    edges = pl.from_arrow(read_parquet(edge_path, columns=["u", "v"]))
     write_sorted(out_path, both_directions(edges, partitions), "part")
     return edges.height
 
@@ -182,7 +183,7 @@ def _members(args: tuple[str, str, int, int, str, str | None, int]) -> int:
     if done(out_path):
         return int(metadata(out_path)["members"])
     labels = read_key(labels_dir, "shard_key", key, LABEL_SCHEMA)
-    attributes = pl.read_parquet(sig_path, columns=ATTRIBUTES).with_columns(
+    attributes = pl.from_arrow(read_parquet(sig_path, columns=ATTRIBUTES)).with_columns(
         pl.col("gid") + (run << RUN_SHIFT)
     )
     members = labels.join(attributes, on="gid")

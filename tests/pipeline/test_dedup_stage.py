@@ -132,6 +132,14 @@ def test_a_dakuten_makes_another_text_but_a_near_duplicate(shards, paragraphs, n
     assert sorted(d["kept"] for d in near.values()) == [False, True]
 
 
+@pytest.mark.parametrize("check", [[], ["dedup.jaccard_threshold=0.8"]])
+def test_a_corpus_without_duplicates_keeps_everything(shards, paragraphs, check):
+    out = run_dedup(
+        shards, [shards.write("clean", i, docs(f"p{i}-", paragraphs[i::3])) for i in range(3)], *check
+    )
+    assert len(out) == len(paragraphs) and all(d["kept"] and d["size"] == 1 for d in out.values())
+
+
 def test_ids_to_remove_lists_every_removed_document(shards, paragraphs):
     first = shards.write("clean", 0, docs("a", paragraphs[:5]))
     second = shards.write("clean", 1, docs("b", [paragraphs[0], edit(paragraphs[1], 0.01)]))
