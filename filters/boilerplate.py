@@ -72,6 +72,13 @@ def swallow_footer_keywords() -> tuple[str, ...]:
     return tuple(sorted({w for w in words if w}, key=lambda w: (-len(w), w)))
 
 
+@lru_cache(maxsize=1)
+def _any_footer_keyword() -> re.Pattern[str]:
+    # Only asks whether a keyword occurs: 96% of the lines in the benchmark corpus's tails hold
+    # none, and their ratio is 0 without the 72 replacements below.
+    return re.compile("|".join(map(re.escape, swallow_footer_keywords())))
+
+
 def footer_keyword_ratio(line: str) -> float:
     """Share of the line's characters taken by footer keywords (Swallow's ``is_footer`` measure).
 
@@ -84,7 +91,7 @@ def footer_keyword_ratio(line: str) -> float:
     0.0
     """
     total = len(line)
-    if total == 0:
+    if total == 0 or _any_footer_keyword().search(line) is None:
         return 0.0
     matched = 0
     for word in swallow_footer_keywords():
@@ -107,6 +114,9 @@ def trim_footer(text: str, *, last_lines: int = 10, min_keyword_ratio: float = 0
     """
     lines = text.split("\n")
     start = max(0, len(lines) - last_lines)
+    # Without a keyword in the last lines (keywords hold no "\n") every ratio there is 0.
+    if min_keyword_ratio >= 0 and _any_footer_keyword().search("\n".join(lines[start:])) is None:
+        return Trim(text, (), FOOTER_RULE)
     for i in range(start, len(lines)):
         if footer_keyword_ratio(lines[i]) > min_keyword_ratio:
             return Trim("\n".join(lines[:i]), tuple(lines[i:]), FOOTER_RULE)

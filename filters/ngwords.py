@@ -170,31 +170,83 @@ class NgDictionary:
         if not self.ignore_confused:
             return len(self._first.find_matches_as_indexes(text))
         # Lookarounds drop occurrences, so pick the leftmost-first chain among the survivors.
-        count = cursor = 0
-        best: tuple[int, int, int] | None = None  # (start, priority, end) at the current start
-        for start, end, i in sorted(self._occurrences(text)):
-            if start < cursor:
-                continue
-            if best is not None and start != best[0]:
-                count, cursor, best = count + 1, best[2], None
-                if start < cursor:
-                    continue
-            candidate = (start, self._priority[i], end)
-            if best is None or candidate < best:
-                best = candidate
-        return count + (best is not None)
+        return _leftmost_first_count(self._occurrences(text), self._priority)
 
     def matched_fraction(self, text: str) -> float:
         """Characters covered by any occurrence (overlaps counted once) / characters; 0.0 if empty."""
-        if not text:
-            return 0.0
-        covered = 0
-        run_start = run_end = -1
-        for start, end, _ in sorted(self._occurrences(text)):
-            if start > run_end:
-                covered += run_end - run_start
-                run_start, run_end = start, end
-            else:
-                run_end = max(run_end, end)
-        covered += run_end - run_start
-        return covered / len(text)
+        return _covered_fraction(self._occurrences(text), len(text))
+
+
+def _leftmost_first_count(occurrences: list[tuple[int, int, int]], priority: list[int]) -> int:
+    """Matches ``re.findall`` of the alternation would make, from every (start, end, word index)
+    occurrence: at the leftmost start, the word first in ``priority`` wins; the scan resumes after it."""
+    count = cursor = 0
+    best: tuple[int, int, int] | None = None  # (start, priority, end) at the current start
+    for start, end, i in sorted(occurrences):
+        if start < cursor:
+            continue
+        if best is not None and start != best[0]:
+            count, cursor, best = count + 1, best[2], None
+            if start < cursor:
+                continue
+        candidate = (start, priority[i], end)
+        if best is None or candidate < best:
+            best = candidate
+    return count + (best is not None)
+
+
+def _covered_fraction(occurrences: list[tuple[int, int, int]], length: int) -> float:
+    if not length:
+        return 0.0
+    covered = 0
+    run_start = run_end = -1
+    for start, end, _ in sorted(occurrences):
+        if start > run_end:
+            covered += run_end - run_start
+            run_start, run_end = start, end
+        else:
+            run_end = max(run_end, end)
+    covered += run_end - run_start
+    return covered / length
+
+
+class NgDictionaries:
+    """Several dictionaries measured with one pass over the text.
+
+    The clean stage asks each of its three dictionaries for both :meth:`NgDictionary.hits` and
+    :meth:`NgDictionary.matched_fraction`: six automaton scans of the page, which cost far more
+    than the rare matches they find. Here one automaton holds every word of every dictionary;
+    its overlapping occurrences are handed to each dictionary that has the word (with that
+    dictionary's ``ignore_confused`` lookarounds), and both measures come from them with the same
+    code as above, so the values are the same (tests/filters/test_ngwords.py compares them).
+
+    >>> group = NgDictionaries([NgDictionary(["うじ", "ほうじ茶"], name="a"), NgDictionary(["茶"], name="b")])
+    >>> group.measure("ほうじ茶とうじ")
+    [(2, 0.8571428571428571), (1, 0.14285714285714285)]
+    """
+
+    def __init__(self, dictionaries: list[NgDictionary]) -> None:
+        self.dictionaries = tuple(dictionaries)
+        index: dict[str, int] = {}
+        # Per word of the union: (dictionary, the word's index there, whether lookarounds apply).
+        self._owners: list[list[tuple[int, int, bool]]] = []
+        for d_index, d in enumerate(self.dictionaries):
+            for i, word in enumerate(d.words):
+                if word not in index:
+                    index[word] = len(self._owners)
+                    self._owners.append([])
+                self._owners[index[word]].append((d_index, i, d.ignore_confused and d._katakana_only[i]))
+        self._all = ahocorasick_rs.AhoCorasick(list(index), matchkind=ahocorasick_rs.MatchKind.Standard)
+
+    def measure(self, text: str) -> list[tuple[int, float]]:
+        """(hits, matched_fraction) of each dictionary, in order."""
+        occurrences: list[list[tuple[int, int, int]]] = [[] for _ in self.dictionaries]
+        for word, start, end in self._all.find_matches_as_indexes(text, overlapping=True):
+            for d_index, i, lookarounds in self._owners[word]:
+                if lookarounds and self.dictionaries[d_index]._confused(text, (i, start, end)):
+                    continue
+                occurrences[d_index].append((start, end, i))
+        return [
+            (_leftmost_first_count(found, d._priority), _covered_fraction(found, len(text)))
+            for d, found in zip(self.dictionaries, occurrences)
+        ]

@@ -115,15 +115,29 @@ _MY_NUMBER_RE = re.compile(
 )
 
 _SEP = "[-ー ]"
+
+
+def _phone_start(char: str) -> str:
+    """``char`` (a regex for one character), not preceded by a digit, "_", "+" or "digit-"/"digit.".
+
+    Each phone alternative opens with its first character and checks what precedes the number
+    after it (look-behinds that include that character): the same matches as look-behinds placed
+    before the group, but a pattern opening with literals lets the regex engine skip to the next
+    "0", "(" or "+" instead of trying every position (that scan was a third of mask_pii's time).
+    """
+    return rf"{char}(?<![0-9_+]{char})(?<![0-9][-.]{char})"
+
+
 _PHONE_RE = re.compile(
-    rf"(?<![0-9_+])(?<!{_D}[-.])(?:"
+    "(?:"
     # domestic: 03-1234-5678, 0312345678, 03 1234 5678, 03ー1234ー5678
-    rf"0{_D}{{1,4}}(?P<s>{_SEP}?){_D}{{1,4}}(?P=s){_D}{{3,4}}"
+    rf"{_phone_start('0')}{_D}{{1,4}}(?P<s>{_SEP}?){_D}{{1,4}}(?P=s){_D}{{3,4}}"
     # 03(1234)5678 and (03)1234-5678
-    rf"|0{_D}{{1,4}}\({_D}{{1,4}}\){_D}{{3,4}}"
-    rf"|\(0{_D}{{1,4}}\)[ ]?{_D}{{1,4}}-?{_D}{{3,4}}"
+    rf"|{_phone_start('0')}{_D}{{1,4}}\({_D}{{1,4}}\){_D}{{3,4}}"
+    rf"|{_phone_start(re.escape('('))}0{_D}{{1,4}}\)[ ]?{_D}{{1,4}}-?{_D}{{3,4}}"
     # +81-3-1234-5678, +81 90 1234 5678, +81(0)3-1234-5678, +81312345678
-    rf"|\+81[- ]?(?:\(0\)[- ]?)?[1-9]{_D}{{0,3}}(?P<u>{_SEP}?){_D}{{1,4}}(?P=u){_D}{{3,4}}"
+    rf"|{_phone_start(re.escape('+'))}81[- ]?(?:\(0\)[- ]?)?[1-9]{_D}{{0,3}}"
+    rf"(?P<u>{_SEP}?){_D}{{1,4}}(?P=u){_D}{{3,4}}"
     rf"){_END}"
 )
 _ELEVEN_DIGIT_PREFIXES = ("020", "050", "060", "070", "080", "090")  # 0800 starts with 080
@@ -131,6 +145,17 @@ _ELEVEN_DIGIT_PREFIXES = ("020", "050", "060", "070", "080", "090")  # 0800 star
 _POSTAL_RE = re.compile(rf"〒[ ]?{_D}{{3}}[-ー]?{_D}{{4}}{_END}")
 
 _NON_DIGIT_RE = re.compile("[^0-9]")
+
+# Necessary conditions, each a substring every match of the patterns after it contains; a text
+# without it is not scanned by them. The patterns above open with look-behinds, so the regex
+# engine tries them at every position; these open with a digit, a ":" or a "@", which it skips
+# to directly (a third of the clean stage's PII time was scanning pages with no candidate).
+_EIGHT_DIGITS_RE = re.compile(r"[0-9]{4}[- ]?[0-9]{4}")  # every card and My Number match
+_DOTTED_QUAD_RE = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")  # every IPv4 match
+# An IPv6 address with two colons or more has two with at most 4 hex digits between them.
+_TWO_COLONS_RE = re.compile(r":[0-9A-Fa-f]{0,4}:")
+# Characters _FOLD changes; a text without any needs no folding.
+_FOLDED_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_FOLD)) + "]")
 
 
 def _digits(s: str) -> str:
@@ -177,36 +202,41 @@ def _valid_phone(national: str) -> bool:
 
 def _candidates(folded: str):
     """Yield (type, start, end) for every validated match, any order, overlaps allowed."""
-    for m in _EMAIL_RE.finditer(folded):
-        if _TLD_RE.fullmatch(m.group().rsplit(".", 1)[1]):
-            yield "email", m.start(), m.end()
-    for m in _IPV4_RE.finditer(folded):
-        if all(int(octet) <= 255 for octet in m.group().split(".")):
-            yield "ip", m.start(), m.end()
-    for m in _IPV6_RE.finditer(folded):
-        s = m.group()
-        if s.count(":") >= 2 and any(c not in ":." for c in s):
-            try:
-                ipaddress.IPv6Address(s)
-            except ValueError:
-                continue
-            yield "ip", m.start(), m.end()
-    for m in _CARD_RE.finditer(folded):
-        digits = _digits(m.group())
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            yield "credit_card", m.start(), m.end()
-    for m in _MY_NUMBER_RE.finditer(folded):
-        digits = _digits(m.group())
-        if my_number_check_digit(digits[:11]) == int(digits[11]):
-            yield "my_number", m.start(), m.end()
+    if "@" in folded:
+        for m in _EMAIL_RE.finditer(folded):
+            if _TLD_RE.fullmatch(m.group().rsplit(".", 1)[1]):
+                yield "email", m.start(), m.end()
+    if _DOTTED_QUAD_RE.search(folded):
+        for m in _IPV4_RE.finditer(folded):
+            if all(int(octet) <= 255 for octet in m.group().split(".")):
+                yield "ip", m.start(), m.end()
+    if _TWO_COLONS_RE.search(folded):
+        for m in _IPV6_RE.finditer(folded):
+            s = m.group()
+            if s.count(":") >= 2 and any(c not in ":." for c in s):
+                try:
+                    ipaddress.IPv6Address(s)
+                except ValueError:
+                    continue
+                yield "ip", m.start(), m.end()
+    if _EIGHT_DIGITS_RE.search(folded):
+        for m in _CARD_RE.finditer(folded):
+            digits = _digits(m.group())
+            if 13 <= len(digits) <= 19 and luhn_valid(digits):
+                yield "credit_card", m.start(), m.end()
+        for m in _MY_NUMBER_RE.finditer(folded):
+            digits = _digits(m.group())
+            if my_number_check_digit(digits[:11]) == int(digits[11]):
+                yield "my_number", m.start(), m.end()
     for m in _PHONE_RE.finditer(folded):
         s = m.group()
         digits = _digits(s)
         national = "0" + digits[2:] if s.startswith("+") else digits
         if _valid_phone(national):
             yield "phone", m.start(), m.end()
-    for m in _POSTAL_RE.finditer(folded):
-        yield "postal_code", m.start(), m.end()
+    if "〒" in folded:
+        for m in _POSTAL_RE.finditer(folded):
+            yield "postal_code", m.start(), m.end()
 
 
 def mask_pii(text: str) -> PiiResult:
@@ -220,7 +250,7 @@ def mask_pii(text: str) -> PiiResult:
     >>> mask_pii("2024-10-04 12:30 受付番号2024-0001").counts
     {}
     """
-    folded = text.translate(_FOLD)
+    folded = text.translate(_FOLD) if _FOLDED_RE.search(text) else text
     rank = {t: i for i, t in enumerate(PRECEDENCE)}
     ordered = sorted(_candidates(folded), key=lambda c: (rank[c[0]], c[1], c[1] - c[2]))
     # Accepted spans never overlap, so sorted by start they are sorted by end too: a new span

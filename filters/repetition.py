@@ -26,22 +26,37 @@ here they are nothing.
 
 Cost
 ----
-The n-gram scores use numpy (a project dependency) instead of counting string slices: the text
-becomes an array of code points, and the n-gram at position i gets an exact integer id, the rank of
-the pair (id of its (n-1)-gram, its last code point), found with ``np.unique``; no hashing, so no
-collisions. Characters covered by repeated n-grams are marked by OR-ing n shifted boolean arrays.
-About 0.09 s for all nine n-gram sizes on 100 KB, 2 s on 1 MB (about 4x faster than
-``collections.Counter`` over slices). Documents longer than ``MAX_NGRAM_CHARS`` are measured on their
-first ``MAX_NGRAM_CHARS`` characters for the n-gram scores (line, paragraph and sentence scores always
-see the whole text); the bound is a keyword argument.
+The n-gram scores use numpy (a project dependency) instead of counting string slices, and no
+hashing, so no collisions. The text's characters get dense ids (1 .. the number of distinct
+characters; 0 means "past the end"), and the characters from each position are packed into a
+64-bit key, as many as fit (seven on a page of fewer than 512 distinct characters). Sorting the
+keys puts equal n-grams next to each other for every n up to that many at once (the order of a
+suffix array cut there): two neighbours share their n-gram exactly when the XOR of their keys has
+no bit in the first n characters' fields, and the runs of such neighbours are the distinct
+n-grams, their lengths the counts. The next round replaces the characters sorted so far by their
+rank in that order (an exact, smaller id of the prefix) and packs the following characters behind
+it; two rounds cover n <= 10 on nearly every page. Characters covered by repeated n-grams
+(Gopher's definition) are counted with a running sum over positions.
+
+Why not ``np.unique`` per n (what this module did before, and what a library call would be): on
+a page of a few hundred characters the time goes to numpy's per-call overhead, and nine
+``np.unique(return_inverse=True, return_counts=True)`` calls with their bookkeeping cost about 1 ms,
+the largest share of the clean stage; two sorts with a few counting calls cost about a third of
+that, with the same integers and so the same fractions bit for bit (tests/filters/
+test_repetition.py compares them with the former code on the Diet speeches, Wikipedia and the
+labelled set). Documents longer than ``MAX_NGRAM_CHARS`` are measured on their first
+``MAX_NGRAM_CHARS`` characters for the n-gram scores (line, paragraph and sentence scores always see
+the whole text); the bound is a keyword argument.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -131,53 +146,153 @@ def duplicate_sentences(text: str) -> Duplicates:
     return _duplicates(_sentences(text))
 
 
-@dataclass
-class _Level:
-    n: int
-    num_positions: int  # n-gram positions in the text: len(text) - n + 1 (or 0)
-    ranks: np.ndarray  # per position, the id of its n-gram (equal ids <=> equal n-grams)
-    counts: np.ndarray  # per n-gram id, its number of occurrences
+class _Counts(NamedTuple):
+    """What the scores need of one n-gram size (every count exact)."""
+
+    positions: int  # n-gram positions in the text: len(text) - n + 1 (or 0)
+    distinct: int  # distinct n-grams
+    repeated: int  # distinct n-grams occurring more than once
+    top: int  # occurrences of the most frequent n-gram (0 unless asked for, or without positions)
+    covered: int  # characters inside an occurrence of a repeated n-gram (0 unless asked for)
 
 
-def _levels(text: str, n_max: int) -> Iterator[_Level]:
-    """Exact n-gram ids and counts for n = 2 .. n_max.
+_THREAD = threading.local()
 
-    The id of the n-gram at i is the rank of the pair (id of the (n-1)-gram at i, code point at
-    i+n-1), so no hashing and no collisions; ids stay below len(text), so the pair fits in 64 bits
-    (code points need 21).
+
+def _character_ids(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense ids 1 .. (distinct characters) for code points, and the bits they need.
+
+    A per-thread table indexed by code point (4.4 MB, written only where this text's characters
+    are, so stale entries are never read) gives the ids with one gather;
+    ``np.unique(return_inverse=True)`` or a binary search cost several times more on texts of a
+    few hundred characters.
     """
+    table = getattr(_THREAD, "table", None)
+    if table is None:
+        table = _THREAD.table = np.zeros(0x110000, dtype=np.uint32)
+    ordered = np.sort(codes)
+    alphabet = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+    table[alphabet] = np.arange(1, len(alphabet) + 1, dtype=np.uint32)
+    return table[codes], len(alphabet).bit_length()
+
+
+def _largest_groups(shared: np.ndarray, rows: list[int]) -> dict[int, int]:
+    """For each r in ``rows``, the size of the largest group of sorted positions whose
+    neighbour pairs all have ``shared > r`` (the count of the most frequent n-gram).
+
+    All rows at once: a group's number is the count of breaks before it, offset per row, and one
+    bincount gives every group's size (the first position, before any pair, is group 0).
+    """
+    if not rows:
+        return {}
+    width = len(shared) + 1  # groups per row at most
+    breaks = shared[None, :] <= np.array(rows)[:, None]
+    groups = np.cumsum(breaks, axis=1)
+    groups += np.arange(0, width * len(rows), width)[:, None]
+    sizes = np.bincount(groups.ravel(), minlength=width * len(rows)).reshape(len(rows), width)
+    sizes[:, 0] += 1
+    return dict(zip(rows, sizes.max(axis=1).tolist()))
+
+
+def _ngram_counts(
+    text: str, n_max: int, top_sizes: Sequence[int] = (), covered_sizes: Sequence[int] = ()
+) -> dict[int, _Counts]:
+    """Exact counts of the character n-grams of ``text`` for n = 2 .. ``n_max`` (see Cost above).
+
+    ``top`` is computed for the sizes in ``top_sizes``, ``covered`` for those in ``covered_sizes``.
+    """
+    length = len(text)
+    if length < 2:
+        return {n: _Counts(0, 0, 0, 0, 0) for n in range(2, n_max + 1)}
     # surrogatepass: a lone surrogate (broken input) is one code point like any other.
-    code_points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.uint64)
-    length = len(code_points)
-    ranks = code_points
-    for n in range(2, n_max + 1):
-        num_positions = max(length - n + 1, 0)
-        keys = (ranks[:num_positions] << np.uint64(21)) | code_points[n - 1 :]
-        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        ranks = inverse.astype(np.uint64)
-        yield _Level(n, num_positions, inverse, counts)
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    ids, bits = _character_ids(codes)
+    padded = np.zeros(length + n_max - 1, dtype=np.uint64)  # 0: past the end
+    padded[:length] = ids
+    shift = np.uint64(bits)
+    out: dict[int, _Counts] = {}
+    done = 0  # characters of each n-gram already stood for by `rank`
+    rank = None  # per position, the dense rank of its first `done` characters
+    while done < n_max:
+        # The key of position i: the rank of its first `done` characters (high bits), then as many
+        # of the following characters as fit in 64 bits; sorting the keys orders the positions
+        # by their first done + packed characters, so equal n-grams for those n are neighbours.
+        # At least one character fits: ranks take at most 20 bits below MAX_NGRAM_CHARS (43 for
+        # any text that fits in memory), characters at most 21.
+        rank_bits = 0 if rank is None else (length - 1).bit_length()
+        packed = min((64 - rank_bits) // bits, n_max - done)
+        # Row i of `windows` is padded[done + i : done + i + packed] (a view, no copy); its dot
+        # product with the powers of 2**bits packs the characters into one integer, exactly
+        # (the fields do not overlap): one numpy call where a shift and an OR per character
+        # would be 2 * packed calls, each costing more than its arithmetic on a page of text.
+        windows = np.ndarray(
+            (length, packed), dtype=np.uint64, buffer=padded, offset=8 * done, strides=(8, 8)
+        )
+        key = windows @ (np.uint64(1) << (shift * np.arange(packed - 1, -1, -1, dtype=np.uint64)))
+        if rank is not None:
+            key |= rank << (shift * np.uint64(packed))
+        sizes = range(max(done + 1, 2), done + packed + 1)
+        last = done + packed == n_max
+        # Positions are needed to rank them for the next round and to mark covered characters.
+        order = np.argsort(key) if not last or any(n in covered_sizes for n in sizes) else None
+        ordered_key = np.sort(key) if order is None else key[order]
+        # Neighbours share their first n characters iff the XOR of their keys is below
+        # limit(n), i.e. has no bit above the low (done + packed - n) characters.
+        diff = ordered_key[1:] ^ ordered_key[:-1]
+        limits = np.array([1 << (bits * (done + packed - n)) for n in sizes], dtype=np.uint64)
+        # Per neighbour pair, how many of these sizes it shares (limits fall as n grows). For
+        # each n: merges = pairs sharing the n-gram (distinct = positions - merges), and runs of
+        # such pairs, one per repeated n-gram; a run starts where a pair shares n and the one
+        # before does not, so runs = merges - pairs sharing n with the pair before sharing it.
+        shared = len(sizes) - np.searchsorted(limits[::-1], diff, side="right")
+        merged = np.cumsum(np.bincount(shared, minlength=len(sizes) + 1)[::-1])[::-1][1:]
+        with_previous = np.minimum(shared[1:], shared[:-1])
+        merged_twice = np.cumsum(np.bincount(with_previous, minlength=len(sizes) + 1)[::-1])[::-1][1:]
+        tops = _largest_groups(shared, [r for r, n in enumerate(sizes) if n in top_sizes])
+        for r, n in enumerate(sizes):
+            positions = max(length - n + 1, 0)
+            if not positions:
+                out[n] = _Counts(0, 0, 0, 0, 0)
+                continue
+            # Positions too close to the end for an n-gram never equal a neighbour (their
+            # padding 0 differs from every character), so each run is a real n-gram.
+            top, covered = tops.get(r, 0), 0
+            if n in covered_sizes:
+                # A position is in a repeated n-gram if it shares it with a sorted neighbour; a
+                # character is covered if such a position lies in the n before it (running sums).
+                in_run = np.zeros(length + 1, dtype=bool)
+                in_run[1:length] = shared > r
+                repeated = np.empty(length, dtype=np.int32)
+                repeated[order] = in_run[:length] | in_run[1:]
+                running = np.zeros(length + n, dtype=np.int32)
+                np.cumsum(repeated, out=running[n:])
+                covered = int(np.count_nonzero(running[n:] != running[:length]))
+            merges, runs = int(merged[r]), int(merged[r] - merged_twice[r])
+            out[n] = _Counts(positions, positions - merges, runs, top, covered)
+        done += packed
+        if not last:
+            # Dense ranks of the first `done` characters: a bijection, so nothing is lost, and
+            # small enough (< length) to leave room for the next characters in 64 bits.
+            rank = np.empty(length, dtype=np.uint64)
+            rank[order] = np.concatenate(([0], np.cumsum(diff != 0, dtype=np.uint64)))
+    return out
 
 
-def _top_fraction(level: _Level) -> float:
+def _top_fraction(counts: _Counts) -> float:
     # Swallow: top_freq / total_freq, total_freq being the number of n-gram positions.
-    if level.num_positions == 0:
+    if counts.positions == 0:
         return 0.0
-    return int(level.counts.max()) / level.num_positions
+    return counts.top / counts.positions
 
 
-def _dup_fraction(level: _Level, length: int, definition: str) -> float:
-    if level.num_positions == 0:
+def _dup_fraction(counts: _Counts, length: int, definition: str) -> float:
+    if counts.positions == 0:
         return 0.0
     if definition == "swallow":
         # distinct n-grams occurring more than once / distinct n-grams.
-        return int(np.count_nonzero(level.counts > 1)) / len(level.counts)
-    # gopher: characters inside at least one occurrence of a repeated n-gram / characters. Position
-    # j is covered if a repeated n-gram starts at any of j-n+1 .. j: OR the flags shifted 0 .. n-1.
-    repeated = level.counts[level.ranks] > 1
-    covered = np.zeros(length, dtype=bool)
-    for shift in range(level.n):
-        covered[shift : shift + level.num_positions] |= repeated
-    return int(np.count_nonzero(covered)) / length
+        return counts.repeated / counts.distinct
+    # gopher: characters inside at least one occurrence of a repeated n-gram / characters.
+    return counts.covered / length
 
 
 def _check(n: int, definition: str | None = None) -> None:
@@ -198,11 +313,7 @@ def top_ngram_char_fraction(text: str, n: int, *, max_chars: int = MAX_NGRAM_CHA
     is shorter than n (Swallow raises an IndexError there).
     """
     _check(n)
-    text = text[:max_chars]
-    for level in _levels(text, n):
-        if level.n == n:
-            return _top_fraction(level)
-    return 0.0
+    return _top_fraction(_ngram_counts(text[:max_chars], n, top_sizes=(n,))[n])
 
 
 def duplicate_ngram_char_fraction(
@@ -221,10 +332,8 @@ def duplicate_ngram_char_fraction(
     """
     _check(n, definition)
     text = text[:max_chars]
-    for level in _levels(text, n):
-        if level.n == n:
-            return _dup_fraction(level, len(text), definition)
-    return 0.0
+    counts = _ngram_counts(text, n, covered_sizes=(n,) if definition == "gopher" else ())[n]
+    return _dup_fraction(counts, len(text), definition)
 
 
 def repetition_scores(
@@ -233,11 +342,18 @@ def repetition_scores(
     """Every score above under stable names; ``definition`` selects the duplicate n-gram definition.
 
     Keys: dup_line_frac, dup_line_char_frac, dup_para_frac, dup_para_char_frac, dup_sentence_frac,
-    dup_sentence_char_frac, top_{2,3,4}gram_char_frac, dup_{5..10}gram_char_frac.
+    dup_sentence_char_frac, top_{2,3,4}gram_char_frac, dup_{5..10}gram_char_frac: the union of
+    :func:`element_scores` and :func:`ngram_scores` (the clean stage calls them apart, because
+    the element scores cost a tenth of the n-gram scores and may already reject a document).
     """
     _check(2, definition)
+    return element_scores(text) | ngram_scores(text, definition, max_chars=max_chars)
+
+
+def element_scores(text: str) -> dict[str, float]:
+    """Duplicate lines, paragraphs and sentences: the ``dup_{line,para,sentence}[_char]_frac`` keys."""
     lines, paras, sentences = duplicate_lines(text), duplicate_paragraphs(text), duplicate_sentences(text)
-    scores = {
+    return {
         "dup_line_frac": lines.fraction,
         "dup_line_char_frac": lines.char_fraction,
         "dup_para_frac": paras.fraction,
@@ -245,10 +361,17 @@ def repetition_scores(
         "dup_sentence_frac": sentences.fraction,
         "dup_sentence_char_frac": sentences.char_fraction,
     }
+
+
+def ngram_scores(
+    text: str, definition: str = "gopher", *, max_chars: int = MAX_NGRAM_CHARS
+) -> dict[str, float]:
+    """The character n-gram scores: ``top_{2,3,4}gram_char_frac`` and ``dup_{5..10}gram_char_frac``."""
+    _check(2, definition)
     ngram_text = text[:max_chars]
-    for level in _levels(ngram_text, DUP_NGRAM_SIZES[-1]):
-        if level.n in TOP_NGRAM_SIZES:
-            scores[f"top_{level.n}gram_char_frac"] = _top_fraction(level)
-        elif level.n in DUP_NGRAM_SIZES:
-            scores[f"dup_{level.n}gram_char_frac"] = _dup_fraction(level, len(ngram_text), definition)
+    covered_sizes = DUP_NGRAM_SIZES if definition == "gopher" else ()
+    counts = _ngram_counts(ngram_text, DUP_NGRAM_SIZES[-1], TOP_NGRAM_SIZES, covered_sizes)
+    scores = {f"top_{n}gram_char_frac": _top_fraction(counts[n]) for n in TOP_NGRAM_SIZES}
+    for n in DUP_NGRAM_SIZES:
+        scores[f"dup_{n}gram_char_frac"] = _dup_fraction(counts[n], len(ngram_text), definition)
     return scores

@@ -1,9 +1,12 @@
 """clean: Japanese normalisation, boilerplate trims, every Swallow / LLM-jp / HojiChar rule by the
 source's rule profile, and PII masking (the decision per document is clean_rules.py).
 
-Every measurement is a column (`clean_<name>`, float32) and a manifest decision whatever the
-verdict; thresholds come from `clean.<profile>.*`, so a reviewer sees why a document was dropped
-and a threshold can change without re-measuring. The profile used is a decision
+Every measurement is a column (`clean_<name>`, float32) and every rule that ran a manifest
+decision; thresholds come from `clean.<profile>.*`, so a reviewer sees why a document was dropped.
+By default a document stops at its first failed rule (rules cheapest first): the rules after it
+are not recorded, a `rules_skipped_after_first_failure` decision counts them, and their columns
+are null. With `clean.measure_all: true` every rule is measured and recorded on every document,
+so a threshold can change without re-measuring. The profile used is a decision
 (`profile:<name>`) in each row.
 """
 
@@ -40,7 +43,15 @@ class CleanStage(Stage):
             "stage": self.name,
             "tool": "fasttext",
             "version": MODEL_ID,
-            "params_sha256": sha256_hex(json.dumps({"language": self.config.clean.language}))[:16],
+            "params_sha256": sha256_hex(
+                json.dumps(
+                    {
+                        "language": self.config.clean.language,
+                        # The score changes with how much text fastText reads.
+                        "chars": self.config.clean.language_id_chars,
+                    }
+                )
+            )[:16],
         }
 
     def process(self, shard: ShardSpec) -> ShardResult:

@@ -1,15 +1,18 @@
-"""The clean stage's per-document decision: normalise, trim, measure every rule, decide by the
+"""The clean stage's per-document decision: normalise, trim, measure the rules, decide by the
 source's rule profile, mask personal information.
 
-Measure, then decide: every measurement is kept (manifest decisions and score columns) whatever
-the verdict, and the first failed rule in RULE_ORDER names the reason. The measurements are pure
-functions in filters/; thresholds are `clean.<profile>.*` in the config (pipeline/config.py
-CleanRules), so a threshold can change without re-measuring.
+The rules run in STEPS order, cheapest measurement first, and the first failed one names the
+reason. Every measurement made is kept (manifest decisions and score columns). By default a
+document stops at its first failed rule, as HojiChar's Compose and datatrove's pipelines do;
+``clean.measure_all`` measures every rule on every document, so a threshold can change without
+re-measuring. The measurements are pure functions in filters/; thresholds are
+`clean.<profile>.*` in the config (pipeline/config.py CleanRules).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +51,13 @@ def _ng_dictionaries(names: tuple[str, ...]):
 
 
 @functools.cache
+def _ng_group(names: tuple[str, ...]):
+    from filters.ngwords import NgDictionaries
+
+    return NgDictionaries(list(_ng_dictionaries(names)))
+
+
+@functools.cache
 def _domain_lists(items: tuple[tuple[str, str], ...]):
     from filters.urls import DomainLists
 
@@ -78,38 +88,324 @@ def profile_for(config: CleanConfig, source: str) -> tuple[str, CleanRules]:
     return name, getattr(config, name)
 
 
-def measure(text: str, url: str | None, rules: CleanRules, config: CleanConfig, resolve) -> dict[str, float]:
-    """Every measurement the rules use, by stable name (the score columns)."""
-    from filters.boilerplate import ad_line_count, bbs_comment_score
-    from filters.composition import composition, starts_japanese
-    from filters.repetition import repetition_scores
-    from filters.sentences import compression_ratio, kuten_rarity, sentence_stats
-    from filters.urls import LLM_JP_VALID_TLDS, valid_tld
+Check = tuple[str, bool, "float | None"]  # (reason, passed, value)
 
-    chars = composition(text)
-    sentences = sentence_stats(text)
-    scores: dict[str, float] = {
-        "language_score": _langid().score(text, config.language),
+
+def _low(name: str, s: dict[str, float], key: str, minimum) -> Check | None:
+    return (name, s[key] >= minimum, s[key]) if minimum is not None else None
+
+
+def _high(name: str, s: dict[str, float], key: str, maximum) -> Check | None:
+    return (name, s[key] <= maximum, s[key]) if maximum is not None else None
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One measurement and the rules that read it.
+
+    ``measure(text, url, rules, config, resolve)`` returns scores by name; ``checks(rules, scores,
+    url, config, resolve)`` returns (reason, passed, value) for each rule the profile turns on, in
+    decision order (None for one turned off); ``rules_on(rules, url, config)`` says how many rules
+    that is, without measuring (tests/pipeline/test_clean_rules.py checks the two agree).
+    """
+
+    name: str
+    measure: Callable[..., dict[str, float]]
+    checks: Callable[..., list[Check | None]]
+    rules_on: Callable[[CleanRules, str | None, CleanConfig], int]
+
+
+def _on(*fields: str) -> Callable[[CleanRules, str | None, CleanConfig], int]:
+    def rules_on(rules: CleanRules, url: str | None, config: CleanConfig) -> int:
+        count = 0
+        for f in fields:
+            value = getattr(rules, f)
+            # A threshold of 0 is a rule that is on; only None (or a flag's False) turns one off.
+            count += value is not None and value is not False
+        return count
+
+    return rules_on
+
+
+def _measure_text(text, url, rules, config, resolve) -> dict[str, float]:
+    from filters.composition import starts_japanese
+
+    # Swallow's num_letters is every character (filters/composition.py), so the letter count,
+    # the rule that rejects most pages, needs no pass over the text.
+    return {
         "kana_start": float(starts_japanese(text)),
         "chars": float(len(text)),
-        "letters": float(chars.letters),
+        "letters": float(len(text)),
+    }
+
+
+def _check_text(rules, s, url, config, resolve) -> list[Check | None]:
+    return [
+        ("no_kana_at_start", s["kana_start"] == 1.0, s["kana_start"]) if rules.require_kana_start else None,
+        _low("too_short", s, "chars", rules.min_chars),
+        _low("too_few_letters", s, "letters", rules.min_letters),
+    ]
+
+
+def _measure_composition(text, url, rules, config, resolve) -> dict[str, float]:
+    from filters.composition import composition
+
+    chars = composition(text)
+    return {
         "japanese_letters": float(chars.japanese_letters),
         "hiragana_fraction": chars.hiragana_fraction,
         "katakana_fraction": chars.katakana_fraction,
         "japanese_fraction": chars.japanese_fraction,
+    }
+
+
+def _check_composition(rules, s, url, config, resolve) -> list[Check | None]:
+    return [
+        _low("too_few_japanese_letters", s, "japanese_letters", rules.min_japanese_letters),
+        _low("hiragana_fraction_below_min", s, "hiragana_fraction", rules.min_hiragana_fraction),
+        _high("katakana_fraction_above_max", s, "katakana_fraction", rules.max_katakana_fraction),
+        _low("japanese_fraction_below_min", s, "japanese_fraction", rules.min_japanese_fraction),
+    ]
+
+
+def _measure_url(text, url, rules, config, resolve) -> dict[str, float]:
+    from filters.urls import LLM_JP_VALID_TLDS, valid_tld
+
+    return {"valid_tld": float(url is None or valid_tld(url, LLM_JP_VALID_TLDS))}
+
+
+def _check_url(rules, s, url, config, resolve) -> list[Check | None]:
+    checks = [("invalid_tld", s["valid_tld"] == 1.0, s["valid_tld"]) if rules.require_valid_tld else None]
+    lists = _domain_lists(tuple(sorted((k, resolve(v)) for k, v in config.domain_blocklists.items())))
+    if lists is not None and url:
+        category = lists.category_of(url)
+        checks.append((f"domain_{category}" if category else "domain_blocklist", category is None, None))
+    return checks
+
+
+def _url_rules_on(rules: CleanRules, url: str | None, config: CleanConfig) -> int:
+    return bool(rules.require_valid_tld) + bool(url and config.domain_blocklists)
+
+
+def _measure_sentences(text, url, rules, config, resolve) -> dict[str, float]:
+    from filters.sentences import kuten_rarity, sentence_stats
+
+    sentences = sentence_stats(text)
+    return {
         "avg_sentence_length": sentences.average_length,
         "max_sentence_length": float(sentences.max_length),
         "ellipsis_fraction": sentences.ellipsis_fraction,
         "chars_per_kuten": kuten_rarity(text),
-        "compression_ratio": compression_ratio(text),
-        "ad_hits": float(ad_line_count(text)),
-        "bbs_score": float(bbs_comment_score(text)),
     }
-    scores |= repetition_scores(text, definition=rules.repetition_definition)
-    dictionaries = _ng_dictionaries(_dictionary_names(config, resolve))
-    scores["ng_fraction"] = max((d.matched_fraction(text) for d in dictionaries), default=0.0)
-    scores["ng_hits"] = float(max((d.hits(text) for d in dictionaries), default=0))
-    scores["valid_tld"] = float(url is None or valid_tld(url, LLM_JP_VALID_TLDS))
+
+
+def _check_sentences(rules, s, url, config, resolve) -> list[Check | None]:
+    return [
+        _low("avg_sentence_too_short", s, "avg_sentence_length", rules.min_avg_sentence_length),
+        _high("avg_sentence_too_long", s, "avg_sentence_length", rules.max_avg_sentence_length),
+        _high("sentence_too_long", s, "max_sentence_length", rules.max_sentence_length),
+        _high("too_many_ellipses", s, "ellipsis_fraction", rules.max_ellipsis_fraction),
+        _high("rare_kuten", s, "chars_per_kuten", rules.max_chars_per_kuten),
+    ]
+
+
+def _measure_ads(text, url, rules, config, resolve) -> dict[str, float]:
+    from filters.boilerplate import ad_line_count
+
+    return {"ad_hits": float(ad_line_count(text))}
+
+
+def _check_ads(rules, s, url, config, resolve) -> list[Check | None]:
+    return [_high("ad_lines", s, "ad_hits", rules.max_ad_hits)]
+
+
+def _measure_elements(text, url, rules, config, resolve) -> dict[str, float]:
+    from filters.repetition import duplicate_lines, duplicate_sentences
+
+    lines, sentences = duplicate_lines(text), duplicate_sentences(text)
+    return {
+        "dup_line_frac": lines.fraction,
+        "dup_line_char_frac": lines.char_fraction,
+        "dup_sentence_frac": sentences.fraction,
+        "dup_sentence_char_frac": sentences.char_fraction,
+    }
+
+
+def _measure_paragraphs(text, url, rules, config, resolve) -> dict[str, float]:
+    from filters.repetition import duplicate_paragraphs
+
+    paragraphs = duplicate_paragraphs(text)
+    return {"dup_para_frac": paragraphs.fraction, "dup_para_char_frac": paragraphs.char_fraction}
+
+
+def _no_checks(rules, s, url, config, resolve) -> list[Check | None]:
+    return []
+
+
+def _no_rules(rules: CleanRules, url: str | None, config: CleanConfig) -> int:
+    return 0
+
+
+def _check_elements(rules, s, url, config, resolve) -> list[Check | None]:
+    return [
+        _high("duplicate_lines", s, "dup_line_frac", rules.max_duplicate_line_fraction),
+        _high("duplicate_line_chars", s, "dup_line_char_frac", rules.max_duplicate_line_char_fraction),
+        _high("duplicate_sentences", s, "dup_sentence_frac", rules.max_duplicate_sentence_fraction),
+        _high(
+            "duplicate_sentence_chars",
+            s,
+            "dup_sentence_char_frac",
+            rules.max_duplicate_sentence_char_fraction,
+        ),
+    ]
+
+
+def _measure_ng(text, url, rules, config, resolve) -> dict[str, float]:
+    measured = _ng_group(_dictionary_names(config, resolve)).measure(text)
+    return {
+        "ng_fraction": max((fraction for _, fraction in measured), default=0.0),
+        "ng_hits": float(max((hits for hits, _ in measured), default=0)),
+    }
+
+
+def _check_ng(rules, s, url, config, resolve) -> list[Check | None]:
+    return [
+        _high("ng_expressions", s, "ng_fraction", rules.max_ng_fraction),
+        _high("ng_expression_hits", s, "ng_hits", rules.max_ng_hits),
+    ]
+
+
+def _measure_bbs(text, url, rules, config, resolve) -> dict[str, float]:
+    from filters.boilerplate import bbs_comment_score
+
+    return {"bbs_score": float(bbs_comment_score(text))}
+
+
+def _check_bbs(rules, s, url, config, resolve) -> list[Check | None]:
+    return [_high("bbs_comments", s, "bbs_score", rules.max_bbs_score)]
+
+
+def _measure_compression(text, url, rules, config, resolve) -> dict[str, float]:
+    from filters.sentences import compression_ratio
+
+    return {"compression_ratio": compression_ratio(text)}
+
+
+def _check_compression(rules, s, url, config, resolve) -> list[Check | None]:
+    return [
+        _low("compression_ratio_below_min", s, "compression_ratio", rules.min_compression_ratio),
+        _high("compression_ratio_above_max", s, "compression_ratio", rules.max_compression_ratio),
+    ]
+
+
+def _measure_ngrams(text, url, rules, config, resolve) -> dict[str, float]:
+    from filters.repetition import ngram_scores
+
+    return ngram_scores(text, definition=rules.repetition_definition)
+
+
+def _check_ngrams(rules, s, url, config, resolve) -> list[Check | None]:
+    checks = []
+    for n, maximum in zip((2, 3, 4), rules.max_top_ngram_char_fractions or ()):
+        checks.append(_high(f"top_{n}gram", s, f"top_{n}gram_char_frac", maximum))
+    for n, maximum in zip(range(5, 11), rules.max_duplicate_ngram_char_fractions or ()):
+        checks.append(_high(f"duplicate_{n}gram", s, f"dup_{n}gram_char_frac", maximum))
+    return checks
+
+
+def _ngram_rules_on(rules: CleanRules, url: str | None, config: CleanConfig) -> int:
+    top, dup = rules.max_top_ngram_char_fractions or (), rules.max_duplicate_ngram_char_fractions or ()
+    return sum(m is not None for m in top[:3]) + sum(m is not None for m in dup[:6])
+
+
+def _measure_language(text, url, rules, config, resolve) -> dict[str, float]:
+    # fastText's cost is linear in the text (about 1.5 µs a character on real pages: its
+    # character n-grams hit rows all over a 2M-row table); see clean.language_id_chars.
+    sample = text if config.language_id_chars is None else text[: config.language_id_chars]
+    return {"language_score": _langid().score(sample, config.language)}
+
+
+def _check_language(rules, s, url, config, resolve) -> list[Check | None]:
+    return [_low("language_score_below_min", s, "language_score", rules.min_language_score)]
+
+
+# Every measurement and its rules, in decision order: the rules run in this order and the first
+# failed one names the reason, whether or not the rest are measured (clean.measure_all), so the
+# reason never depends on that setting. The two costly measurements, character n-grams (about
+# 0.4 ms on a kept page) and the fastText language id (about 0.6 ms on 500 characters), come
+# last, so that a page a cheap rule rejects (0.01 to 0.2 ms each) never pays for them; the others
+# keep their former order (the language id used to come first), so that only documents failing
+# a cheap rule and one of those two get another reason than before (18 of the 314 labelled
+# pages: no_kana_at_start instead of language_score_below_min). A step whose rules the profile
+# turns all off goes after the others (see _plan).
+STEPS: tuple[_Step, ...] = (
+    _Step("text", _measure_text, _check_text, _on("require_kana_start", "min_chars", "min_letters")),
+    _Step(
+        "composition",
+        _measure_composition,
+        _check_composition,
+        _on(
+            "min_japanese_letters",
+            "min_hiragana_fraction",
+            "max_katakana_fraction",
+            "min_japanese_fraction",
+        ),
+    ),
+    _Step(
+        "sentences",
+        _measure_sentences,
+        _check_sentences,
+        _on(
+            "min_avg_sentence_length",
+            "max_avg_sentence_length",
+            "max_sentence_length",
+            "max_ellipsis_fraction",
+            "max_chars_per_kuten",
+        ),
+    ),
+    _Step(
+        "compression",
+        _measure_compression,
+        _check_compression,
+        _on("min_compression_ratio", "max_compression_ratio"),
+    ),
+    _Step(
+        "elements",
+        _measure_elements,
+        _check_elements,
+        _on(
+            "max_duplicate_line_fraction",
+            "max_duplicate_line_char_fraction",
+            "max_duplicate_sentence_fraction",
+            "max_duplicate_sentence_char_fraction",
+        ),
+    ),
+    # Gopher's duplicate paragraphs: a column for comparison, no rule reads it.
+    _Step("paragraphs", _measure_paragraphs, _no_checks, _no_rules),
+    _Step("ng", _measure_ng, _check_ng, _on("max_ng_fraction", "max_ng_hits")),
+    _Step("ads", _measure_ads, _check_ads, _on("max_ad_hits")),
+    _Step("bbs", _measure_bbs, _check_bbs, _on("max_bbs_score")),
+    _Step("url", _measure_url, _check_url, _url_rules_on),
+    _Step("ngrams", _measure_ngrams, _check_ngrams, _ngram_rules_on),
+    _Step("language", _measure_language, _check_language, _on("min_language_score")),
+)
+
+
+def _plan(rules: CleanRules, url: str | None, config: CleanConfig) -> tuple[list[_Step], list[int]]:
+    """The steps in the order a document goes through them, and how many rules each holds: those
+    with a rule on in STEPS order, then those only measured (their scores are columns that no
+    rule reads, so their place changes no reason)."""
+    counts = [step.rules_on(rules, url, config) for step in STEPS]
+    ruled = [(step, n) for step, n in zip(STEPS, counts) if n]
+    measured = [(step, n) for step, n in zip(STEPS, counts) if not n]
+    return [step for step, _ in ruled + measured], [n for _, n in ruled + measured]
+
+
+def measure(text: str, url: str | None, rules: CleanRules, config: CleanConfig, resolve) -> dict[str, float]:
+    """Every measurement the rules use, by stable name (the score columns)."""
+    scores: dict[str, float] = {}
+    for step in STEPS:
+        scores |= step.measure(text, url, rules, config, resolve)
     return scores
 
 
@@ -119,60 +415,19 @@ def score_names() -> tuple[str, ...]:
     return tuple(sorted(measure("", None, CleanRules(), CleanConfig(), lambda path: path)))
 
 
-def _checks(rules: CleanRules, s: dict[str, float], url: str | None, config: CleanConfig, resolve):
-    """(reason, passed, value) for every rule the profile turns on, in decision order."""
-
-    def low(name, key, minimum):
-        return (name, s[key] >= minimum, s[key]) if minimum is not None else None
-
-    def high(name, key, maximum):
-        return (name, s[key] <= maximum, s[key]) if maximum is not None else None
-
-    checks = [
-        low("language_score_below_min", "language_score", rules.min_language_score),
-        ("no_kana_at_start", s["kana_start"] == 1.0, s["kana_start"]) if rules.require_kana_start else None,
-        low("too_short", "chars", rules.min_chars),
-        low("too_few_letters", "letters", rules.min_letters),
-        low("too_few_japanese_letters", "japanese_letters", rules.min_japanese_letters),
-        low("hiragana_fraction_below_min", "hiragana_fraction", rules.min_hiragana_fraction),
-        high("katakana_fraction_above_max", "katakana_fraction", rules.max_katakana_fraction),
-        low("japanese_fraction_below_min", "japanese_fraction", rules.min_japanese_fraction),
-        low("avg_sentence_too_short", "avg_sentence_length", rules.min_avg_sentence_length),
-        high("avg_sentence_too_long", "avg_sentence_length", rules.max_avg_sentence_length),
-        high("sentence_too_long", "max_sentence_length", rules.max_sentence_length),
-        high("too_many_ellipses", "ellipsis_fraction", rules.max_ellipsis_fraction),
-        high("rare_kuten", "chars_per_kuten", rules.max_chars_per_kuten),
-        low("compression_ratio_below_min", "compression_ratio", rules.min_compression_ratio),
-        high("compression_ratio_above_max", "compression_ratio", rules.max_compression_ratio),
-        high("duplicate_lines", "dup_line_frac", rules.max_duplicate_line_fraction),
-        high("duplicate_line_chars", "dup_line_char_frac", rules.max_duplicate_line_char_fraction),
-        high("duplicate_sentences", "dup_sentence_frac", rules.max_duplicate_sentence_fraction),
-        high(
-            "duplicate_sentence_chars", "dup_sentence_char_frac", rules.max_duplicate_sentence_char_fraction
-        ),
-    ]
-    for n, maximum in zip((2, 3, 4), rules.max_top_ngram_char_fractions or ()):
-        checks.append(high(f"top_{n}gram", f"top_{n}gram_char_frac", maximum))
-    for n, maximum in zip(range(5, 11), rules.max_duplicate_ngram_char_fractions or ()):
-        checks.append(high(f"duplicate_{n}gram", f"dup_{n}gram_char_frac", maximum))
-    checks += [
-        high("ng_expressions", "ng_fraction", rules.max_ng_fraction),
-        high("ng_expression_hits", "ng_hits", rules.max_ng_hits),
-        high("ad_lines", "ad_hits", rules.max_ad_hits),
-        high("bbs_comments", "bbs_score", rules.max_bbs_score),
-        ("invalid_tld", s["valid_tld"] == 1.0, s["valid_tld"]) if rules.require_valid_tld else None,
-    ]
-    lists = _domain_lists(tuple(sorted((k, resolve(v)) for k, v in config.domain_blocklists.items())))
-    if lists is not None and url:
-        category = lists.category_of(url)
-        checks.append((f"domain_{category}" if category else "domain_blocklist", category is None, None))
-    return [c for c in checks if c is not None]
-
-
 def clean_document(
     text: str, *, url: str | None, source: str, config: CleanConfig, resolve=lambda path: path
 ) -> CleanOutcome:
-    """The clean stage's decision on one document (its text as extract left it)."""
+    """The clean stage's decision on one document (its text as extract left it).
+
+    With ``config.measure_all`` every measurement is made and every rule recorded whatever the
+    verdict. Without it a document stops at its first failed rule: the remaining rules are not
+    recorded (no decision claims a rule passed that did not run), their scores are None (null
+    columns), and a ``rules_skipped_after_first_failure`` decision counts them; measurements that
+    no rule of the profile reads (a rule turned off) are not made either. The verdict, the reason
+    and every recorded decision are the same either way, and a kept document differs only in
+    those unread scores.
+    """
     from filters.boilerplate import BOILERPLATE_ID, drop_table_artifacts, trim_footer
     from filters.normalize import NORMALIZER_ID, normalize_japanese
     from filters.rights import detect_rights_notices
@@ -199,20 +454,33 @@ def clean_document(
                 )
             )
             text = result.text
-    scores = measure(text, url, rules, config, resolve)
     # The NG dictionaries are identified by the SHA-256 of their files, the repetition measure
     # by the definition used (Swallow's code or Gopher's).
     transforms += _dictionary_transforms(_dictionary_names(config, resolve))
+    scores: dict[str, float | None] = dict.fromkeys(score_names())
     outcome = CleanOutcome(text, None, None, profile, scores, transforms=transforms, trimmed_notices=notices)
     outcome.decisions.append(decision(STAGE, f"profile:{profile}", None, True))
     outcome.decisions.append(
         decision(STAGE, f"repetition_definition:{rules.repetition_definition}", None, True)
     )
-    for reason, passed, value in _checks(rules, scores, url, config, resolve):
-        outcome.decisions.append(decision(STAGE, reason, value, passed))
-        if not passed and outcome.reason is None:
-            outcome.reason = reason
-            outcome.detail = f"{reason}: {value}" if value is not None else reason
+    steps, rules_on = _plan(rules, url, config)
+    for i, step in enumerate(steps):
+        if not rules_on[i] and not config.measure_all:
+            break  # the rest only measure what no rule reads
+        scores.update(step.measure(text, url, rules, config, resolve))
+        for check in step.checks(rules, scores, url, config, resolve):
+            if check is None:
+                continue
+            reason, passed, value = check
+            outcome.decisions.append(decision(STAGE, reason, value, passed))
+            if not passed and outcome.reason is None:
+                outcome.reason = reason
+                outcome.detail = f"{reason}: {value}" if value is not None else reason
+        if outcome.reason is not None and not config.measure_all:
+            skipped = sum(rules_on[i + 1 :])
+            if skipped:
+                outcome.decisions.append(decision(STAGE, "rules_skipped_after_first_failure", skipped, True))
+            break
     if outcome.reason is None and config.mask_pii:
         from filters.pii import PII_VERSION, mask_pii
 

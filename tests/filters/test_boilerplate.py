@@ -303,3 +303,42 @@ def test_ad_dictionary_is_hojichars_unchanged(shared_data):
     assert hashlib.sha256(bundled).hexdigest() == (
         "d6bcc80d36bf900621b36cf779c49ae96c368cf0093a3ab4f147276f0025c178"
     )
+
+
+def _former_trim_footer(text, last_lines=10, min_keyword_ratio=0.3):
+    """trim_footer as it was before it skipped lines without any keyword (commit 3584fea)."""
+    from filters.boilerplate import FOOTER_RULE, Trim, swallow_footer_keywords
+
+    def ratio(line):
+        total = len(line)
+        if total == 0:
+            return 0.0
+        matched = 0
+        for word in swallow_footer_keywords():
+            before = len(line)
+            line = line.replace(word, "")
+            matched += before - len(line)
+        return matched / total
+
+    lines = text.split("\n")
+    for i in range(max(0, len(lines) - last_lines), len(lines)):
+        if ratio(lines[i]) > min_keyword_ratio:
+            return Trim("\n".join(lines[:i]), tuple(lines[i:]), FOOTER_RULE)
+    return Trim(text, (), FOOTER_RULE)
+
+
+def test_trim_footer_equals_the_former_implementation(shared_data):
+    import json
+
+    dev = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "clean_dev" / "texts.jsonl"
+    texts = [json.loads(line)["text"] for line in dev.read_text("utf-8").splitlines()]
+    speeches = shared_data / "kokkai_speeches" / "speeches_sample2000.jsonl"
+    texts += [json.loads(line)["speech"] for line in speeches.read_text("utf-8").splitlines()[:500]]
+    texts += ["", "Copyright", "本文\n©", "記事\nコメント\n\n"]
+    trimmed = 0
+    for text in texts:
+        for ratio in (0.3, 0.0, -0.1):
+            expected = _former_trim_footer(text, min_keyword_ratio=ratio)
+            assert trim_footer(text, min_keyword_ratio=ratio) == expected, text[-80:]
+            trimmed += expected.changed
+    assert trimmed > 50

@@ -263,3 +263,15 @@ def test_excerpts_come_from_the_shared_data(shared_data):
     assert LAW_ARTICLE_1 in law
     feed = (shared_data / "charset_feeds" / "SHIFT_JIS" / "nextbeaut.com.xml").read_bytes()
     assert SPAM_NEXTBEAUT in html.unescape(feed.decode("shift_jis"))
+
+
+def test_class_table_matches_the_reference_at_every_range_edge():
+    # Each range's first and last code point and their neighbours, the single kanji and marks,
+    # characters above the BMP and a lone surrogate, alone and mixed.
+    edges = [0x3001, 0x3002, 0x3003, 0x3005, 0x3007, 0x303B, 0x3040, 0x3041, 0x3096, 0x3097, 0x30A0, 0x30A1]
+    edges += [0x30FA, 0x30FB, 0x30FC, 0x33FF, 0x3400, 0x9FFF, 0xA000, 0xF8FF, 0xF900, 0xFAFF, 0xFB00]
+    edges += [0xFF01, 0xFF0C, 0xFF0E, 0xFF1F, 0xD800, 0x1FFFF, 0x20000, 0x2FFFF, 0x30000, 0x10FFFF, 0x41]
+    chars = [chr(c) for c in edges]
+    texts = chars + ["".join(chars)] + [c * 3 + "a" for c in chars]
+    for text in texts:
+        assert composition(text) == _swallow_reference(text), [hex(ord(c)) for c in text]

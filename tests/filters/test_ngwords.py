@@ -163,3 +163,26 @@ def test_ignore_confused_skips_katakana_words_inside_katakana():
     assert plain.hits("アスパラガス") > 0
     assert confused.hits("アスパラガス") == 0 and confused.matched_fraction("アスパラガス") == 0.0
     assert confused.hits("春のアスパラと、アス。") == 1
+
+
+@pytest.mark.parametrize("ignore_confused", [True, False])
+def test_one_pass_over_several_dictionaries_equals_each_on_its_own(
+    ignore_confused, spam_feed, wikipedia_paragraphs
+):
+    import random
+
+    from filters.ngwords import NgDictionaries
+
+    dictionaries = [NgDictionary.load(name, ignore_confused=ignore_confused) for name in sorted(BUNDLED)]
+    group = NgDictionaries(dictionaries)
+    # Texts dense with the words, overlapping ones and katakana words inside katakana included.
+    rng = random.Random(20261129)
+    words = [w for d in dictionaries for w in d.words] + ["アス", "パラ", "の", "、", "ー"]
+    made = ["".join(rng.choice(words) for _ in range(rng.randint(0, 12))) for _ in range(3_000)]
+    texts = [spam_feed, "", *wikipedia_paragraphs, *made]
+    hits = 0
+    for text in texts:
+        measured = group.measure(text)
+        assert measured == [(d.hits(text), d.matched_fraction(text)) for d in dictionaries], text[:40]
+        hits += sum(h for h, _ in measured)
+    assert hits > 10_000

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import pathlib
+import random
 
 import pytest
 
@@ -118,3 +120,64 @@ def test_japanese_comma_and_period_become_toten_and_kuten(text, expected):
 def test_normalizer_id_names_the_profile_version():
     # A new output needs a new id: the punctuation rule made v2.
     assert NORMALIZER_ID.startswith("ja_nfkc_v") and int(NORMALIZER_ID.rsplit("v", 1)[1]) >= 2
+
+
+# --- NFKC of the pieces that can change, against unicodedata ------------------------------------
+
+
+def _real_texts(shared_data):
+    dev = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "clean_dev" / "texts.jsonl"
+    texts = [json.loads(line)["text"] for line in dev.read_text("utf-8").splitlines()]
+    speeches = shared_data / "kokkai_speeches" / "speeches_sample2000.jsonl"
+    texts += [json.loads(line)["speech"] for line in speeches.read_text("utf-8").splitlines()]
+    return texts
+
+
+def _generated_texts():
+    """Random strings of the characters whose NFKC depends on their neighbours: combining marks
+    (kana voicing, Latin accents, Greek), Hangul jamo that compose algorithmically, Indic and
+    Myanmar vowel signs that compose with the character before, compatibility forms."""
+    rng = random.Random(20261129)
+    pool = (
+        "かがカガはぱハﾊﾟｶﾞｱﾞｯｺｳ\u3099\u309a\u309b\u309cＡＢ１２，．、。 \u3000\t\n"
+        "e\u0301\u0327a\u030a\u0308Å\u212b\ufb01①㍻…～－\uac00\u1100\u1161\u11a8\ud55c"
+        "\u0915\u093c\u09c7\u09be\u0b47\u0b3e\u0cc6\u0cd5\u1025\u102e\u0f71\u0f72\u0f73\u2126"
+        "\u00b4\u1fef𝐀𠮷😀\u200d\ufe0f\U000e0100\u0345\u0399\u1f00\u03b9\u0342"
+    )
+    return ["".join(rng.choice(pool) for _ in range(rng.randint(0, 40))) for _ in range(20_000)]
+
+
+def test_nfkc_by_pieces_equals_unicodedata(shared_data):
+    import unicodedata
+
+    from filters.normalize import _nfkc
+
+    for text in _real_texts(shared_data) + _generated_texts():
+        assert _nfkc(text) == unicodedata.normalize("NFKC", text), repr(text[:40])
+
+
+def _former_normalize_japanese(text):
+    """normalize_japanese as it was before its substitutions were skipped when they had nothing
+    to act on and NFKC was applied by pieces (commit 3584fea), verbatim."""
+    import re
+    import unicodedata
+
+    from filters import normalize as n
+
+    text = re.sub("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]", "\n", text)
+    text = n._CONTROL_CHARS.sub("", text)
+    text = n._LONE_SURROGATE.sub("\ufffd", text)
+    text = n._JAPANESE_PERIOD.sub("。", n._JAPANESE_COMMA.sub("、", text))
+    text = text.replace("\u309b", "\u3099").replace("\u309c", "\u309a")
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace("\u3099", "\u309b").replace("\u309a", "\u309c")
+    text = n._BLANK_RUN.sub(" ", text)
+    text = n._TRAILING_BLANKS.sub("", text)
+    text = n._EXTRA_BLANK_LINES.sub("\n\n", text)
+    return text.strip()
+
+
+def test_normalize_japanese_equals_the_former_implementation(shared_data):
+    extra = ["a\r\r\nb\r", "x \t\n\ty  \n", "a\n\n\n\n", "本稿では，手法を示す．", " \t", "\r\n\r\n\r\n"]
+    for text in _real_texts(shared_data) + _generated_texts() + extra:
+        assert normalize_japanese(text) == _former_normalize_japanese(text), repr(text[:40])

@@ -321,3 +321,79 @@ def test_result_is_frozen_and_versioned():
     with pytest.raises(dataclasses.FrozenInstanceError):
         mask_pii("").text = "x"
     assert PII_VERSION == "pii_v1"
+
+
+# --- the fast paths against the former scanning -------------------------------------------------
+
+
+def _former_candidates(folded):
+    """filters.pii._candidates as it was before the necessary-substring checks and the phone
+    pattern that opens with its first character (commit 3584fea): every pattern on every text."""
+    import ipaddress
+    import re
+
+    from filters import pii
+
+    d = "[0-9]"
+    phone = re.compile(
+        rf"(?<![0-9_+])(?<!{d}[-.])(?:"
+        rf"0{d}{{1,4}}(?P<s>{pii._SEP}?){d}{{1,4}}(?P=s){d}{{3,4}}"
+        rf"|0{d}{{1,4}}\({d}{{1,4}}\){d}{{3,4}}"
+        rf"|\(0{d}{{1,4}}\)[ ]?{d}{{1,4}}-?{d}{{3,4}}"
+        rf"|\+81[- ]?(?:\(0\)[- ]?)?[1-9]{d}{{0,3}}(?P<u>{pii._SEP}?){d}{{1,4}}(?P=u){d}{{3,4}}"
+        rf"){pii._END}"
+    )
+    for m in pii._EMAIL_RE.finditer(folded):
+        if pii._TLD_RE.fullmatch(m.group().rsplit(".", 1)[1]):
+            yield "email", m.start(), m.end()
+    for m in pii._IPV4_RE.finditer(folded):
+        if all(int(octet) <= 255 for octet in m.group().split(".")):
+            yield "ip", m.start(), m.end()
+    for m in pii._IPV6_RE.finditer(folded):
+        s = m.group()
+        if s.count(":") >= 2 and any(c not in ":." for c in s):
+            try:
+                ipaddress.IPv6Address(s)
+            except ValueError:
+                continue
+            yield "ip", m.start(), m.end()
+    for m in pii._CARD_RE.finditer(folded):
+        digits = pii._digits(m.group())
+        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+            yield "credit_card", m.start(), m.end()
+    for m in pii._MY_NUMBER_RE.finditer(folded):
+        digits = pii._digits(m.group())
+        if my_number_check_digit(digits[:11]) == int(digits[11]):
+            yield "my_number", m.start(), m.end()
+    for m in phone.finditer(folded):
+        s = m.group()
+        digits = pii._digits(s)
+        national = "0" + digits[2:] if s.startswith("+") else digits
+        if pii._valid_phone(national):
+            yield "phone", m.start(), m.end()
+    for m in pii._POSTAL_RE.finditer(folded):
+        yield "postal_code", m.start(), m.end()
+
+
+def test_fast_paths_mask_exactly_what_every_pattern_on_every_text_masks(shared_data, monkeypatch):
+    import json
+    import pathlib
+    import re
+
+    from filters import pii
+
+    dev = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "clean_dev" / "texts.jsonl"
+    texts = [json.loads(line)["text"] for line in dev.read_text("utf-8").splitlines()]
+    speeches = shared_data / "kokkai_speeches" / "speeches_sample2000.jsonl"
+    texts += [json.loads(line)["speech"] for line in speeches.read_text("utf-8").splitlines()]
+    rng = random.Random(20261129)
+    pool = list("0123456789012345678901234567890123456789 -.:@〒()+abcdefABCDEF８１０－ー\u3000x")
+    pool += ["+81", "::", "090", "03", "example.com", "ｱ", "１２３４"]
+    texts += ["".join(rng.choice(pool) for _ in range(rng.randint(0, 60))) for _ in range(20_000)]
+    fast = [mask_pii(text) for text in texts]
+    monkeypatch.setattr(pii, "_candidates", _former_candidates)
+    monkeypatch.setattr(pii, "_FOLDED_RE", re.compile(".", re.S))  # always fold
+    slow = [mask_pii(text) for text in texts]
+    assert sum(bool(r.counts) for r in slow) > 1_000
+    for text, a, b in zip(texts, fast, slow):
+        assert a == b, text[:60]

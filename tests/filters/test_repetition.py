@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import pathlib
 import random
 import re
 import statistics
@@ -351,3 +352,62 @@ def test_one_megabyte_document_runs(shared_data):
     assert list(scores) == KEYS
     assert 0.45 < scores["dup_line_frac"] < 0.55  # the speeches repeat a few lines themselves
     assert scores["dup_10gram_char_frac"] == 1.0
+
+
+# --- the one-sort n-gram counting against the former implementation -----------------------------
+
+
+def _former_ngram_scores(text, definition):
+    """The n-gram scores as filters/repetition.py computed them before the one-sort rewrite
+    (commit 3584fea): one ``np.unique`` per n over exact (n-1)-gram-rank/code-point pairs, kept
+    here verbatim as the reference the new code must equal bit for bit."""
+    import numpy as np
+
+    code_points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.uint64)
+    length = len(code_points)
+    ranks = code_points
+    scores = {}
+    for n in range(2, 11):
+        num_positions = max(length - n + 1, 0)
+        keys = (ranks[:num_positions] << np.uint64(21)) | code_points[n - 1 :]
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        ranks = inverse.astype(np.uint64)
+        if n <= 4:
+            scores[f"top_{n}gram_char_frac"] = int(counts.max()) / num_positions if num_positions else 0.0
+            continue
+        if num_positions == 0:
+            value = 0.0
+        elif definition == "swallow":
+            value = int(np.count_nonzero(counts > 1)) / len(counts)
+        else:
+            repeated = counts[inverse] > 1
+            covered = np.zeros(length, dtype=bool)
+            for shift in range(n):
+                covered[shift : shift + num_positions] |= repeated
+            value = int(np.count_nonzero(covered)) / length
+        scores[f"dup_{n}gram_char_frac"] = value
+    return scores
+
+
+def _edge_texts():
+    rng = random.Random(20261129)
+    texts = ["", "あ", "ああ", "\n", "ab" * 3, "😀" * 11, "\ud83d\ude00\ud83d", "𠮷野家" * 7]
+    # Many distinct characters: more than 2**9, 2**12 and 2**16 of them change how many
+    # characters fit in a 64-bit key, and so how many sorting rounds there are.
+    for count in (600, 5000, 70000):
+        texts.append("".join(chr(0x4E00 + i) if i < 20000 else chr(0x20000 + i) for i in range(count)) * 2)
+    texts += ["".join(rng.choice("あいう\n ") for _ in range(rng.randint(0, 200))) for _ in range(200)]
+    return texts
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS)
+def test_ngram_scores_equal_the_former_implementation_bit_for_bit(shared_data, definition):
+    from filters.repetition import ngram_scores
+
+    dev = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "clean_dev" / "texts.jsonl"
+    # Every fourth speech and paragraph (the whole samples take half a minute per definition).
+    texts = _speeches(shared_data)[::4] + _wikipedia(shared_data)[::4] + _jsonl(dev, "text") + _edge_texts()
+    texts += [t + t for t in texts[:100]]  # every n-gram repeated
+    assert len(texts) > 1_300
+    for text in texts:
+        assert ngram_scores(text, definition) == _former_ngram_scores(text, definition), text[:40]
