@@ -1,25 +1,48 @@
-"""tokenize: token ids with a Hugging Face `tokenizers` tokenizer, one Parquet row per document.
+"""tokenize: token ids for the training cluster, as Parquet rows and/or Megatron-LM .bin/.idx.
 
-The manifest of every included document records where its tokens are: shard, row, num_tokens.
+Any Hugging Face `tokenizers` JSON or SentencePiece model (pipeline/tokenizer_models.py). Each row
+is a document, or a piece of one longer than `tokenize.max_tokens_per_piece` split on line
+boundaries (tokenize_pieces.py), with BOS/EOS by policy. Every row carries its token range in the
+shard's stream and the rights columns a training job filters on (tokenize_output.py). The manifest
+of every included document records where its tokens start: shard, row (its first piece) and
+num_tokens (all its pieces).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable
+
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from pipeline.stage import RowUpdate, ShardResult, ShardSpec, Stage, read_input, split_documents, transform
+from manifests.io import atomic_write_bytes
+from manifests.layout import done_shards, stage_dir
+from pipeline.config import ConfigError
+from pipeline.shards import input_shards
+from pipeline.stage import ShardResult, ShardSpec, Stage, transform
+from pipeline.stages import tokenize_output as out
+from pipeline.stages.tokenize_manifest import ArrowRows, read_aligned, record_tokens
+from pipeline.stages.tokenize_pieces import split_pieces
+from pipeline.tokenizer_models import TokenizerError, load_tokenizer
 
-TOKENS_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("input_ids", pa.list_(pa.int32())),
-        ("num_tokens", pa.int64()),
-        ("source", pa.string()),
-        ("license", pa.string()),
-        ("osaid_class", pa.string()),
-        ("redistribution", pa.string()),
-    ]
-)
+
+@dataclass
+class TokenizedShard(ShardResult):
+    """What pipeline.shards.run_shard reads beyond a ShardResult: rows are pieces, so documents are
+    counted apart; `counts` (tokens per source and licence) go to the shard's stats; `write_kept`
+    writes the rows with row groups sized in tokens; `manifest_table` is written as it is."""
+
+    documents_out: int = 0
+    counts: dict[str, Any] = field(default_factory=dict)
+    write_kept: Callable[[str, pa.Table], None] | None = None
+    # The manifest rows as Arrow (`manifest` shows the same rows as dicts, on demand).
+    manifest_table: pa.Table | None = None
+
+
+PLAN_FILE = "plan.json"
 
 
 class TokenizeStage(Stage):
@@ -27,63 +50,170 @@ class TokenizeStage(Stage):
     input_stage = "quality"
 
     def setup(self) -> None:
-        from tokenizers import Tokenizer
-
-        from manifests.schema import sha256_hex
-
         cfg = self.config.tokenize
         path = self.config.resolve_path(cfg.tokenizer_path)
-        with open(path, "rb") as f:
-            data = f.read()
-        self.tokenizer = Tokenizer.from_str(data.decode("utf-8"))
-        self.tokenizer_sha256 = sha256_hex(data)
-        self.tokenizer_name = path.rsplit("/", 1)[-1]
-        self.eos_id = None
-        if cfg.append_eos:
-            self.eos_id = self.tokenizer.token_to_id(cfg.eos_token)
-            if self.eos_id is None:
-                raise ValueError(f"tokenize.eos_token: {cfg.eos_token!r} is not in the vocabulary of {path}")
+        self.tokenizer = load_tokenizer(path, cfg.tokenizer_sha256)
+        self.tokenizer.use_threads(cfg.threads_per_worker)
+        self.eos_id = self._special_id("eos_token", cfg.eos_token) if cfg.append_eos else None
+        self.bos_id = self._special_id("bos_token", cfg.bos_token) if cfg.prepend_bos else None
+        self.dtype = self.tokenizer.fitting_dtype(cfg.token_dtype)
+
+    def _special_id(self, key: str, token: str) -> int:
+        token_id = self.tokenizer.token_id(token)
+        if token_id is None:
+            raise TokenizerError(
+                f"tokenize.{key}: {token!r} is not in the vocabulary of {self.tokenizer.path}"
+            )
+        return token_id
+
+    def plan(self) -> list[ShardSpec]:
+        cfg = self.config.tokenize
+        if cfg.shard_target_tokens or cfg.shard_target_bytes:
+            shards = self._grouped_plan()
+        else:
+            shards = input_shards(self.ctx.run_dir, self.input_stage)
+        done = set(done_shards(self.ctx.run_dir, self.name))
+        if any(s.name not in done for s in shards):
+            self._setup_on_driver()
+        return shards
+
+    def _setup_on_driver(self) -> None:
+        # Before any shard starts: a missing tokenizer, a wrong SHA-256 or an unknown special
+        # token stops the stage with exit code 2, not with one failed shard per worker.
+        if hasattr(self, "tokenizer"):
+            return
+        try:
+            self.setup()
+        except TokenizerError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def _grouped_plan(self) -> list[ShardSpec]:
+        """Input shards grouped to the target size, decided once and kept in plan.json, so that a
+        rerun resumes the same output shards without estimating again."""
+        from pipeline.stages.tokenize_plan import grouped_shards, read_plan, shard_specs, write_plan
+
+        path = f"{stage_dir(self.ctx.run_dir, self.name)}/{PLAN_FILE}"
+        groups = read_plan(path)
+        if groups is None:
+            cfg = self.config.tokenize
+            self._setup_on_driver()
+            target = cfg.shard_target_tokens or max(
+                1, cfg.shard_target_bytes // np.dtype(out.NUMPY_DTYPES[self.dtype]).itemsize
+            )
+            groups, ratio = grouped_shards(self.ctx.run_dir, self.input_stage, target, self.tokenizer)
+            write_plan(path, groups, target, ratio)
+        return shard_specs(self.ctx.run_dir, self.input_stage, groups)
+
+    def _encode(self, texts: list[str]) -> tuple[list[list[int]], list[int], list[int], int]:
+        """Ids of every row (piece), the document and piece number of each, and the ids the
+        documents encoded to whole (tokens in)."""
+        size, encode = self.config.tokenize.batch_size, self.tokenizer.encode_batch
+        limit = self.config.tokenize.max_tokens_per_piece
+        limit = None if limit is None else limit - (self.bos_id is not None) - (self.eos_id is not None)
+        pieces, doc_of, piece_no, tokens_in = [], [], [], 0
+        for start in range(0, len(texts), size):
+            for i, ids in enumerate(encode(texts[start : start + size]), start):
+                tokens_in += len(ids)
+                parts = (
+                    [ids]
+                    if limit is None or len(ids) <= limit
+                    else [p for _, p in split_pieces(texts[i], limit, encode)]
+                )
+                pieces += parts
+                doc_of += [i] * len(parts)
+                piece_no += range(len(parts))
+        return pieces, doc_of, piece_no, tokens_in
 
     def process(self, shard: ShardSpec) -> ShardResult:
-        import tokenizers
-
+        if not hasattr(self, "tokenizer"):  # called without a worker (tests, benchmarks)
+            self.setup()
         cfg = self.config.tokenize
-        table, rows = read_input(shard)
-        texts = table.column("text").to_pylist()
-        ids: list[list[int]] = []
-        for start in range(0, len(texts), cfg.batch_size):
-            for enc in self.tokenizer.encode_batch(
-                texts[start : start + cfg.batch_size], add_special_tokens=False
-            ):
-                ids.append(enc.ids + ([self.eos_id] if self.eos_id is not None else []))
-        # The tokenizer file is identified by its hash, readable in the manifest, not only inside params.
-        tool = transform(
+        docs, manifest = read_aligned(shard.inputs.get("parts") or [shard.inputs])
+        pieces, doc_of, piece_no, tokens_in = self._encode(docs.column("text").to_pylist())
+        stream, offsets = out.with_special_tokens(pieces, self.bos_id, self.eos_id, self.dtype)
+        gather = None if len(doc_of) == docs.num_rows else pa.array(doc_of, pa.int64())
+
+        def per_row(column: pa.ChunkedArray) -> pa.Array:
+            # A document's value on each of its rows: a gather only when some document was split.
+            return (column if gather is None else column.take(gather)).combine_chunks()
+
+        table = out.rows_table(
+            per_row(docs.column("doc_id")),
+            np.asarray(piece_no, np.int32),
+            stream,
+            offsets,
+            {c: per_row(manifest.column(c)) for c in out.RIGHTS_COLUMNS},
+            "parquet" in cfg.formats,
+            self._metadata(),
+        )
+        if "megatron" in cfg.formats:
+            out.write_megatron(f"{stage_dir(self.ctx.run_dir, self.name)}/{shard.name}", stream, offsets)
+        # Pieces follow their document, so a document's first row is where its index first appears.
+        doc_of = np.asarray(doc_of, np.int64)
+        first_row = np.searchsorted(doc_of, np.arange(docs.num_rows))
+        tokens = np.bincount(doc_of, weights=np.diff(offsets), minlength=docs.num_rows).astype(np.int64)
+        manifest = record_tokens(
+            manifest, self._transform(), f"{self.name}/{shard.name}.parquet", first_row, tokens
+        )
+        return TokenizedShard(
+            kept=table,
+            rejected=[],
+            manifest=ArrowRows(manifest),
+            manifest_table=manifest,
+            bytes_in=docs.nbytes,
+            characters_in=int(pc.sum(pc.utf8_length(docs.column("text"))).as_py() or 0),
+            documents_out=docs.num_rows,
+            counts=_counts(tokens_in, table),
+            write_kept=partial(_write_rows, row_group_tokens=cfg.row_group_tokens),
+        )
+
+    def _metadata(self) -> dict[str, Any]:
+        """What a reader needs to use the ids: kept in every shard's Parquet schema metadata."""
+        t, cfg = self.tokenizer, self.config.tokenize
+        return {
+            "kind": t.kind,
+            "name": t.name,
+            "sha256": t.sha256,
+            "vocab_size": t.vocab_size,
+            "token_dtype": self.dtype,
+            "bos_id": self.bos_id,
+            "eos_id": self.eos_id,
+            "max_tokens_per_piece": cfg.max_tokens_per_piece,
+        }
+
+    def _transform(self) -> dict[str, Any]:
+        # The tokenizer is named by its hash in the readable version, not only inside the params hash.
+        t = self.tokenizer
+        return transform(
             self.name,
-            f"tokenizers:{self.tokenizer_name}",
-            f"{tokenizers.__version__}+sha256:{self.tokenizer_sha256[:16]}",
-            {
-                "tokenizer_sha256": self.tokenizer_sha256,
-                "append_eos": cfg.append_eos,
-                "eos_token": cfg.eos_token,
-            },
+            f"{t.kind}:{t.name}",
+            f"{t.library_version}+sha256:{t.sha256[:16]}",
+            self._metadata() | {"tokenizer_sha256": t.sha256, "formats": self.config.tokenize.formats},
         )
-        shard_file = f"{self.name}/{shard.name}.parquet"
-        updates = [
-            RowUpdate(transforms=[tool], fields={"shard": shard_file, "row": row, "num_tokens": len(tokens)})
-            for row, tokens in enumerate(ids)
-        ]
-        out = pa.table(
-            {
-                "doc_id": table.column("doc_id"),
-                "input_ids": pa.array(ids, pa.list_(pa.int32())),
-                "num_tokens": pa.array([len(t) for t in ids], pa.int64()),
-                "source": [r["source"] for r in rows],
-                "license": [r["license"] for r in rows],
-                "osaid_class": [r["osaid_class"] for r in rows],
-                "redistribution": [r["redistribution"] for r in rows],
-            },
-            schema=TOKENS_SCHEMA,
-        )
-        result = split_documents(self.name, out, rows, updates)
-        result.characters_in = sum(len(t) for t in texts)
-        return result
+
+
+def _write_rows(path: str, table: pa.Table, row_group_tokens: int) -> None:
+    atomic_write_bytes(path, out.parquet_bytes(table, row_group_tokens))
+
+
+def _counts(tokens_in: int, table: pa.Table) -> dict[str, Any]:
+    """Additive counts for stats.json: tokens in (the documents encoded whole) and out (the rows,
+    BOS/EOS included), rows, documents split, and tokens and documents per source and licence."""
+    pieces = table.column("piece")
+    counts: dict[str, Any] = {
+        "tokens_in": tokens_in,
+        "tokens_out": int(pc.sum(table.column("num_tokens")).as_py() or 0),
+        "rows": table.num_rows,
+        "documents_split": int(pc.sum(pc.equal(pieces, 1)).as_py() or 0),
+    }
+    firsts = table.filter(pc.equal(pieces, 0))
+    for column in ("source", "license"):
+        tokens = table.group_by(column).aggregate([("num_tokens", "sum")]).to_pylist()
+        documents = firsts.group_by(column).aggregate([("doc_id", "count")]).to_pylist()
+        counts[f"tokens_by_{column}"] = {
+            str(r[column]): r["num_tokens_sum"] for r in sorted(tokens, key=lambda r: str(r[column]))
+        }
+        counts[f"documents_by_{column}"] = {
+            str(r[column]): r["doc_id_count"] for r in sorted(documents, key=lambda r: str(r[column]))
+        }
+    return counts
