@@ -55,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     curve.add_argument("--bands", type=int, help="also show these bands ...")
     curve.add_argument("--rows", type=int, help="... and rows per band")
     curve.add_argument("--jaccard", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+
+    from pipeline.stages.quality_cli import add_parsers as add_classifier_parsers
+
+    add_classifier_parsers(sub)  # train-classifier, score-classifier
+
+    from pipeline.tokenizer_training import add_parser as add_tokenizer_parser
+
+    add_tokenizer_parser(sub)  # train-tokenizer
     return parser
 
 
@@ -69,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_audit(args)
     if args.command == "minhash-curve":
         return cmd_minhash_curve(args)
+    if args.command in ("train-classifier", "score-classifier"):
+        from pipeline.stages.quality_cli import cmd_score, cmd_train
+
+        return cmd_train(args) if args.command == "train-classifier" else cmd_score(args)
+    if args.command == "train-tokenizer":
+        from pipeline.tokenizer_training import cmd_train_tokenizer
+
+        return cmd_train_tokenizer(args)
     return cmd_run(args)
 
 

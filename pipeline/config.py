@@ -414,6 +414,12 @@ def _diet_profile() -> CleanRules:
 @dataclass
 class CleanConfig:
     language: str = "ja"
+    # fastText language id reads this many leading characters (null: the whole text): its cost
+    # is linear in the text. On the 3,459 benchmark texts (labelled set, Diet speeches,
+    # Wikipedia), web profile and each text's own, 300 to 2,000 characters change no decision;
+    # at 500 the score moves by more than 0.05 for 4 of 6,918 outcomes (at most 0.13), all
+    # pages in Chinese that other rules reject too.
+    language_id_chars: int | None = 500
     # Which rule profile each source gets; a source not listed gets `web`.
     profiles: dict[str, str] = field(
         default_factory=lambda: {"kokkai": "diet", "egov": "law", "synthetic": "synthetic"}
@@ -438,11 +444,12 @@ class CleanConfig:
     mask_pii: bool = True
     # Category domain lists (UT1 format), e.g. {adult: lists/adult/domains}; a listed host is rejected.
     domain_blocklists: dict[str, str] = field(default_factory=dict)
-    # false: a document stops at its first failed rule (rules run cheapest first, so most
-    # rejections cost a few cheap measurements); the rules after it are not recorded and their
-    # score columns are null. Kept documents, verdicts and reasons are the same either way.
-    # true: every rule measured and recorded on every document, for judging a threshold change
-    # on rejected documents too (benchmarks/clean_quality.py sets it).
+    # false: a document stops at its first failed rule (the costly n-gram and language-id
+    # measurements come last, so most rejections cost a few cheap ones); the rules after it are
+    # not recorded and their score columns are null, and so are scores no rule of the profile
+    # reads. Verdicts, reasons and every recorded decision are the same either way.
+    # true: every rule measured and recorded on every document, to judge a threshold change on
+    # rejected documents too (e.g. benchmarks/clean_quality.py --set clean.measure_all=true).
     measure_all: bool = False
 
 
@@ -472,26 +479,93 @@ class DedupConfig:
     # Hash partitions of every all-to-all step; null picks enough that a partition holds about
     # `partition_rows` band rows, so memory per task does not grow with the corpus.
     num_partitions: int | None = None
-    partition_rows: int = 4_000_000
+    partition_rows: int = 1_000_000
     # Earlier run directories whose signature index this run deduplicates against; their kept
     # documents always survive (they are already in a released corpus).
     previous_runs: list[str] = field(default_factory=list)
 
 
 @dataclass
+class QualityClassifier:
+    """A fastText classifier the quality stage applies (README "Quality classifiers").
+
+    Its score, P(positive class), is the column `quality_<name>_v<version>`; the keep rules below
+    decide (all null: measured, nothing dropped). A toxicity model keeps documents below
+    `max_score` (LLM-jp drops a document its fastText toxicity model scores 0.99 or more).
+    """
+
+    name: str = ""
+    version: int = 1
+    # A directory written by `python -m pipeline train-classifier` (model.bin, metadata.json).
+    model: str = ""
+    # SHA-256 of the directory's model.bin; a different file stops the stage before any scoring.
+    sha256: str = ""
+    min_score: float | None = None  # keep when score >= min_score
+    max_score: float | None = None  # keep when score < max_score
+    # Keep the top fraction of each source by score (ties at the cut are kept).
+    top_fraction_per_source: float | None = None
+
+
+@dataclass
 class QualityConfig:
     # Swallow corpus v1 (quality.py::apply_v1) drops documents with fewer than 20% hiragana.
     min_hiragana_fraction: float = 0.2
+    classifiers: list[QualityClassifier] = field(default_factory=list)
+
+
+@dataclass
+class TokenizerTrainingConfig:
+    """`python -m pipeline train-tokenizer`: SentencePiece trained as LLM-jp trains its tokenizers."""
+
+    model_type: str = "unigram"  # or bpe
+    vocab_size: int = 32000
+    # Characters covered by the vocabulary; the rest become bytes (byte_fallback) or <unk>.
+    # 0.9995 is SentencePiece's advice for Japanese and Chinese.
+    character_coverage: float = 0.9995
+    byte_fallback: bool = True
+    # The stage whose documents are sampled, and how many (the smallest keyed hashes of doc_id).
+    input_stage: str = "quality"
+    sample_documents: int = 100000
+    seed: int = 1
+    # LLM-jp's settings: digits one by one, "\n" one token so that documents keep their lines.
+    split_digits: bool = True
+    user_defined_symbols: list[str] = field(default_factory=lambda: ["\n"])
+    # SentencePiece skips longer lines (bytes); its default is 4192.
+    max_sentence_length: int = 16384
+    # Training threads (null: every core). The thread count changes the model, so it is recorded.
+    threads: int | None = None
 
 
 @dataclass
 class TokenizeConfig:
-    # A Hugging Face `tokenizers` JSON file.
+    # A Hugging Face `tokenizers` JSON file or a SentencePiece model (both LLM-jp tokenizers load),
+    # a local path or an fsspec URL; a directory holding tokenizer.json or tokenizer.model also works.
     tokenizer_path: str = "../sample/tokenizer_llm_jp_v2.2/tokenizer.json"
-    # Appended to every document so that documents stay separated when concatenated for training.
+    # The file's SHA-256, checked before any shard runs (null: recorded, not checked).
+    tokenizer_sha256: str | None = None
+    # Outputs: `parquet` (input_ids in the shard's rows) and/or `megatron` (part-NNNNN.bin/.idx).
+    formats: list[str] = field(default_factory=lambda: ["parquet"])
+    # Token id type: int32, uint16, uint32 (Parquet only), or auto (uint16 when the vocabulary fits).
+    token_dtype: str = "int32"
+    # EOS after and BOS before every row (every piece of a split document), so that rows stay
+    # separated when a training job concatenates or shuffles them.
     append_eos: bool = True
-    eos_token: str = "<EOD|LLM-jp>"
+    eos_token: str | None = "<EOD|LLM-jp>"
+    prepend_bos: bool = False
+    bos_token: str | None = "<s|LLM-jp>"
+    # Documents with more tokens (BOS and EOS included) are split on line boundaries into pieces
+    # of at most this many that share the doc_id; null never splits.
+    max_tokens_per_piece: int | None = 65536
+    # Output shard size. Both null: one output shard per input shard. Otherwise consecutive input
+    # shards are grouped into one output shard of about this many tokens, or bytes of token ids.
+    shard_target_tokens: int | None = None
+    shard_target_bytes: int | None = None
+    # Parquet row groups of about this many tokens, the unit a streaming reader loads.
+    row_group_tokens: int = 1048576
     batch_size: int = 256
+    # Threads each worker encodes with: Ray already runs one worker per CPU.
+    threads_per_worker: int = 1
+    training: TokenizerTrainingConfig = field(default_factory=TokenizerTrainingConfig)
 
 
 @dataclass
@@ -744,6 +818,35 @@ def _validate(config: Config) -> None:
     _validate_clean(config.clean)
     if not 0.0 <= config.quality.min_hiragana_fraction <= 1.0:
         raise ConfigError("quality.min_hiragana_fraction: must be between 0 and 1")
+    _validate_quality(config.quality)
+    _validate_tokenize(config.tokenize)
+
+
+def _validate_quality(quality: QualityConfig) -> None:
+    """Shape only; the model files and their SHA-256 are checked when the quality stage starts."""
+    import re
+
+    columns = set()
+    for i, c in enumerate(quality.classifiers):
+        key = f"quality.classifiers[{i}]"
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", c.name):
+            raise ConfigError(f"{key}.name: lower-case letters, digits and _ (a column name), got {c.name!r}")
+        if c.version < 1:
+            raise ConfigError(f"{key}.version: must be at least 1")
+        if (c.name, c.version) in columns:
+            raise ConfigError(f"{key}: {c.name} v{c.version} is configured twice")
+        columns.add((c.name, c.version))
+        if not c.model:
+            raise ConfigError(f"{key}.model: name the model directory (train-classifier --output)")
+        if not re.fullmatch(r"[0-9a-f]{64}", c.sha256):
+            raise ConfigError(f"{key}.sha256: the model file's SHA-256, 64 lower-case hex digits")
+        for rule in ("min_score", "max_score"):
+            value = getattr(c, rule)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{key}.{rule}: must be between 0 and 1, or null")
+        fraction = c.top_fraction_per_source
+        if fraction is not None and not 0.0 < fraction <= 1.0:
+            raise ConfigError(f"{key}.top_fraction_per_source: must be in (0, 1], or null")
 
 
 def _check_retry(key: str, http: RetryConfig) -> None:
@@ -899,3 +1002,48 @@ def _validate_clean(clean: CleanConfig) -> None:
             values = getattr(rules, attr)
             if values is not None and len(values) != size:
                 raise ConfigError(f"{key}.{attr}: give {size} values (null turns the rule off)")
+
+
+TOKENIZE_FORMATS = ("parquet", "megatron")
+TOKEN_DTYPES = ("auto", "int32", "uint16", "uint32")
+
+
+def _validate_tokenize(tok: TokenizeConfig) -> None:
+    """Shape only; the tokenizer file and its special tokens are checked when the stage starts."""
+    import re
+
+    if not tok.formats or any(f not in TOKENIZE_FORMATS for f in tok.formats):
+        raise ConfigError(
+            f"tokenize.formats: one or both of {', '.join(TOKENIZE_FORMATS)}, got {tok.formats}"
+        )
+    if len(set(tok.formats)) != len(tok.formats):
+        raise ConfigError(f"tokenize.formats: {tok.formats} lists a format twice")
+    if tok.token_dtype not in TOKEN_DTYPES:
+        raise ConfigError(f"tokenize.token_dtype: must be one of {', '.join(TOKEN_DTYPES)}")
+    if tok.token_dtype == "uint32" and "megatron" in tok.formats:
+        raise ConfigError("tokenize.token_dtype: Megatron's index has no uint32; use int32 or auto")
+    if tok.tokenizer_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", tok.tokenizer_sha256):
+        raise ConfigError("tokenize.tokenizer_sha256: 64 lower-case hex digits, or null")
+    for flag, key in (("append_eos", "eos_token"), ("prepend_bos", "bos_token")):
+        if getattr(tok, flag) and not getattr(tok, key):
+            raise ConfigError(f"tokenize.{key}: name the token, since tokenize.{flag} is true")
+    if tok.max_tokens_per_piece is not None and tok.max_tokens_per_piece < 8:
+        raise ConfigError("tokenize.max_tokens_per_piece: must be at least 8, or null")
+    if tok.shard_target_tokens is not None and tok.shard_target_bytes is not None:
+        raise ConfigError("tokenize.shard_target_tokens: give it or tokenize.shard_target_bytes, not both")
+    for key in ("shard_target_tokens", "shard_target_bytes"):
+        if getattr(tok, key) is not None and getattr(tok, key) < 1:
+            raise ConfigError(f"tokenize.{key}: must be at least 1, or null")
+    for key in ("row_group_tokens", "batch_size", "threads_per_worker"):
+        if getattr(tok, key) < 1:
+            raise ConfigError(f"tokenize.{key}: must be at least 1")
+    train = tok.training
+    if train.model_type not in ("unigram", "bpe"):
+        raise ConfigError("tokenize.training.model_type: must be unigram or bpe")
+    if not 0.0 < train.character_coverage <= 1.0:
+        raise ConfigError("tokenize.training.character_coverage: must be in (0, 1]")
+    for key in ("vocab_size", "sample_documents", "max_sentence_length"):
+        if getattr(train, key) < 1:
+            raise ConfigError(f"tokenize.training.{key}: must be at least 1")
+    if train.threads is not None and train.threads < 1:
+        raise ConfigError("tokenize.training.threads: must be at least 1, or null")

@@ -19,6 +19,9 @@ class ShardStats:
     bytes_out: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # A stage's own additive counts (tokenize: tokens in and out, tokens per source and licence):
+    # numbers, or mappings of them, summed key by key. Left out of the JSON when empty.
+    counts: dict[str, Any] = field(default_factory=dict)
 
     def __add__(self, other: ShardStats) -> ShardStats:
         reasons = Counter(self.rejected_by_reason)
@@ -34,10 +37,14 @@ class ShardStats:
             bytes_out=self.bytes_out + other.bytes_out,
             rejected_by_reason=dict(sorted(reasons.items())),
             seconds=round(self.seconds + other.seconds, 3),
+            counts=_add_counts(self.counts, other.counts),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not data["counts"]:
+            del data["counts"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ShardStats:
@@ -49,3 +56,19 @@ class ShardStats:
             f"{self.documents_in} documents in, {self.documents_out} kept, "
             f"{self.documents_rejected} rejected ({reasons})"
         )
+
+
+def _add_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Key-by-key sum of two count mappings, nested ones too.
+
+    >>> _add_counts({"tokens": 3, "by_source": {"kokkai": 2}}, {"tokens": 4, "by_source": {"egov": 1}})
+    {'by_source': {'egov': 1, 'kokkai': 2}, 'tokens': 7}
+    """
+    out: dict[str, Any] = {}
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) or isinstance(y, dict):
+            out[key] = _add_counts(x or {}, y or {})
+        else:
+            out[key] = (x or 0) + (y or 0)
+    return out

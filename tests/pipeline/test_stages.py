@@ -229,15 +229,28 @@ def test_clean_normalises_scores_language_and_rejects_with_reasons(shards):
     assert "\n\n\n" not in kept["text"]
     assert kept[LANGUAGE_SCORE_COLUMN] > 0.9 and kept["clean_language_score"] > 0.9
     assert 0.2 < kept["clean_hiragana_fraction"] < 0.6
-    assert [(r["reason"]) for r in result.rejected] == ["language_score_below_min", "too_few_letters"]
+    # The Chinese page has no kana among its first 50 characters, LLM-jp's first rule.
+    assert [(r["reason"]) for r in result.rejected] == ["no_kana_at_start", "too_few_letters"]
     assert result.manifest[0]["text_sha256"] is not None
     checks = {d["check"]: d["passed"] for d in result.manifest[1]["decisions"]}
-    assert checks["profile:web"] and not checks["language_score_below_min"]
-    # Every rule is measured and recorded, whatever the verdict.
-    assert {"too_few_letters", "duplicate_lines", "ng_expressions", "rare_kuten"} <= set(checks)
+    assert checks["profile:web"] and not checks["no_kana_at_start"]
+    # By default a document stops at its first failed rule: later rules are not recorded and
+    # their columns are null.
+    assert "rules_skipped_after_first_failure" in checks and "language_score_below_min" not in checks
+    # What no rule reads is not measured either (the BBS rule is off by default): a null column.
+    assert kept["clean_bbs_score"] is None
     assert any(
         t["tool"] == "fasttext" and "lid.176" in t["version"] for t in result.manifest[0]["transforms"]
     )
+    # clean.measure_all: every rule measured and recorded, whatever the verdict.
+    stage = CleanStage(shards.context("clean.measure_all=true", *(f"clean.web.{s}" for s in settings)))
+    stage.setup()
+    result = stage.process(shards.write("extract", 0, docs))
+    assert [(r["reason"]) for r in result.rejected] == ["no_kana_at_start", "too_few_letters"]
+    checks = {d["check"]: d["passed"] for d in result.manifest[1]["decisions"]}
+    assert not checks["no_kana_at_start"] and not checks["language_score_below_min"]
+    assert {"too_few_letters", "duplicate_lines", "ng_expressions", "rare_kuten"} <= set(checks)
+    assert result.kept.to_pylist()[0]["clean_bbs_score"] is not None
 
 
 # quality -------------------------------------------------------------------------------------------
