@@ -2,7 +2,10 @@
 
 A stage turns one input shard into kept documents, rejected documents with a reason, and one
 manifest row per input document. The framework (`pipeline.shards.run_shard`) writes those files
-and counts; a stage never writes files itself and never calls another stage.
+and counts, the manifest last; a stage never calls another stage. Two exceptions write files of
+their own: dedup's `prepare` (its all-to-all phases, each task's output its own commit) and the
+tokenize stage's `process` (Megatron .bin/.idx, atomically, before the framework writes the
+manifest that marks the shard done).
 """
 
 from __future__ import annotations
