@@ -85,14 +85,9 @@ def run_shard(stage: Stage, shard: ShardSpec) -> ShardStats | None:
 
     kept: pa.Table = result.kept
     rejected = pa.Table.from_pylist(result.rejected, schema=REJECTED_SCHEMA)
-    # Optional attributes of a ShardResult subclass (tokenize's TokenizedShard): the manifest rows
-    # already as Arrow (no dict per document); the documents kept when a document may take several
-    # rows (the pieces of a long one); its own additive counts for the stats (tokens per licence);
-    # how its rows are written (row groups sized in tokens).
-    manifest = getattr(result, "manifest_table", None)
+    manifest = result.manifest_table
     manifest = manifest_table(result.manifest) if manifest is None else manifest
-    documents_out = getattr(result, "documents_out", None)
-    documents_out = kept.num_rows if documents_out is None else documents_out
+    documents_out = kept.num_rows if result.documents_out is None else result.documents_out
     expected = documents_out + rejected.num_rows
     if manifest.num_rows != expected:
         raise RuntimeError(
@@ -114,10 +109,10 @@ def run_shard(stage: Stage, shard: ShardSpec) -> ShardStats | None:
         bytes_in=result.bytes_in,
         bytes_out=kept.nbytes,
         rejected_by_reason=dict(sorted(reasons.items())),
-        counts=getattr(result, "counts", None) or {},
+        counts=result.counts,
     )
 
-    write_kept = getattr(result, "write_kept", None) or atomic_write_parquet
+    write_kept = result.write_kept or atomic_write_parquet
     write_kept(docs_path(run_dir, stage.name, shard.name), kept)
     atomic_write_parquet(rejected_path(run_dir, stage.name, shard.name), rejected)
     stats.seconds = round(time.perf_counter() - started, 3)

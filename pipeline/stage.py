@@ -62,6 +62,14 @@ class ShardResult:
     manifest: list[dict[str, Any]]
     bytes_in: int = 0
     characters_in: int = 0
+    # Optional, for stages whose rows are not one per document (tokenize: a long document's pieces):
+    # documents kept (default: rows of `kept`); the manifest already as Arrow, written as it is;
+    # the stage's own additive counts for its stats (tokens per source and licence); how `kept` is
+    # written (default: manifests.io.atomic_write_parquet).
+    documents_out: int | None = None
+    manifest_table: pa.Table | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    write_kept: Callable[[str, pa.Table], None] | None = None
 
 
 # A parallel map the runtime provides (Ray tasks); stages use it for all-to-all steps.

@@ -29,6 +29,7 @@ from manifests.io import atomic_write_json, atomic_write_parquet, filesystem, re
 from manifests.layout import stage_dir
 from pipeline.config import DedupConfig
 from pipeline.stage import ShardSpec
+from pipeline.stages.dedup_files import parquet_files
 
 ROW_BITS = 24
 SHARD_BITS = 24
@@ -102,8 +103,6 @@ def signatures_path(run_dir: str, shard: str) -> str:
 
 def indexed_shards(run_dir: str) -> list[str]:
     """Names of the shards in a run's signature index."""
-    from pipeline.stages.dedup_files import parquet_files
-
     return [
         p.rsplit("/", 1)[1].removesuffix(".parquet")
         for p in parquet_files(f"{index_dir(run_dir)}/signatures")

@@ -10,9 +10,8 @@ num_tokens (all its pieces).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,20 +26,6 @@ from pipeline.stages import tokenize_output as out
 from pipeline.stages.tokenize_manifest import ArrowRows, read_aligned, record_tokens
 from pipeline.stages.tokenize_pieces import split_pieces
 from pipeline.tokenizer_models import TokenizerError, load_tokenizer
-
-
-@dataclass
-class TokenizedShard(ShardResult):
-    """What pipeline.shards.run_shard reads beyond a ShardResult: rows are pieces, so documents are
-    counted apart; `counts` (tokens per source and licence) go to the shard's stats; `write_kept`
-    writes the rows with row groups sized in tokens; `manifest_table` is written as it is."""
-
-    documents_out: int = 0
-    counts: dict[str, Any] = field(default_factory=dict)
-    write_kept: Callable[[str, pa.Table], None] | None = None
-    # The manifest rows as Arrow (`manifest` shows the same rows as dicts, on demand).
-    manifest_table: pa.Table | None = None
-
 
 PLAN_FILE = "plan.json"
 
@@ -155,7 +140,7 @@ class TokenizeStage(Stage):
         manifest = record_tokens(
             manifest, self._transform(), f"{self.name}/{shard.name}.parquet", first_row, tokens
         )
-        return TokenizedShard(
+        return ShardResult(
             kept=table,
             rejected=[],
             manifest=ArrowRows(manifest),
