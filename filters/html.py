@@ -290,6 +290,16 @@ def undecodable_reason(decoded: DecodedHtml, max_replacement_fraction: float = 0
     return None
 
 
+def longest_line(text: str) -> int:
+    r"""Characters in the longest line (split on LF), for the hostile-page limits.
+
+    >>> longest_line("梅雨\n梅雨前線が停滞する。\n")
+    10
+    """
+    # split() copies the text once; callers bound its size first (extract.max_html_chars).
+    return max(map(len, text.split("\n")), default=0)
+
+
 # --- main text -------------------------------------------------------------------------------
 # "jcorpus", chosen on the 29 pages of html_pages_postlight (test_html_extract.py measures):
 # include_tables=True keeps jvndb's CVSS table (24 pages hit vs 23 without tables);

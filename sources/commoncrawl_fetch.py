@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from sources.commoncrawl_index import IndexRecord, normalize_digest
 from sources.errors import SourceError
 from sources.http_client import HttpClient, HttpError
-from sources.warc import WarcResponse, parse_record_bytes
+from sources.warc import PayloadTooLarge, WarcResponse, parse_record_bytes
 
 # Records in flight per worker thread: enough to keep every thread busy while the caller
 # consumes results in input order, small enough that memory stays a few records per thread.
@@ -33,10 +33,12 @@ class RecordFetchError(SourceError):
     """A record that could not be obtained or did not check out.
 
     ``reason`` is one of ``http_<status>``, ``timeout``, ``connection``, ``truncated_body``,
-    ``range_not_honoured``, ``range_length_mismatch``, ``gzip_error``, ``warc_error`` (the member
+    ``range_not_honoured``, ``range_length_mismatch``, ``gzip_error``, ``gzip_bomb`` (the member or
+    its HTTP body inflates past MAX_INFLATED_BYTES), ``warc_error`` (the member
     inflates but is not one valid WARC record), ``not_a_response``, ``digest_check_failed`` (the
     record's own payload or block digest does not match its bytes), ``digest_mismatch`` (the
-    record's payload digest is not the index's), or ``bad_request``.
+    record's payload digest is not the index's), or ``bad_request`` (also: a ``warc_filename`` that
+    is not a relative path under the data host).
     """
 
     def __init__(self, uri: str, problem: str, reason: str):
@@ -45,6 +47,28 @@ class RecordFetchError(SourceError):
 
     def __reduce__(self):
         return (type(self), (self.uri, self.problem, self.reason))
+
+
+# What one record's gzip member may inflate to; Common Crawl's are under about 1.1 MiB.
+MAX_INFLATED_BYTES = 32 << 20
+
+
+def check_warc_filename(name: str) -> str | None:
+    """Why an index's ``warc_filename`` cannot be used, or None: it must be a relative path under
+    the data host, so a hostile index cannot make the client fetch outside it.
+
+    >>> check_warc_filename("crawl-data/CC-MAIN-2024-22/segments/1/warc/x.warc.gz") is None
+    True
+    >>> check_warc_filename("crawl-data/../../etc/passwd")
+    "has a '..' segment"
+    """
+    if not name or "\x00" in name or "\\" in name:
+        return "is empty or holds a NUL or a backslash"
+    if "://" in name or name.startswith("/"):
+        return "is an absolute path or URL, not a path under the data host"
+    if ".." in name.split("/"):
+        return "has a '..' segment"
+    return None
 
 
 def record_url(data_url: str, record: IndexRecord) -> str:
@@ -60,6 +84,9 @@ def fetch_record(client: HttpClient, data_url: str, record: IndexRecord) -> Warc
     """
     url = record_url(data_url, record)
     where = f"bytes {record.offset}+{record.length}"
+    bad_name = check_warc_filename(record.warc_filename)
+    if bad_name is not None:
+        raise RecordFetchError(url, f"warc_filename {record.warc_filename!r} {bad_name}", "bad_request")
     if record.offset < 0 or record.length <= 0:
         raise RecordFetchError(url, f"{where}: not a byte range", "range_length_mismatch")
     end = record.offset + record.length - 1  # HTTP ranges are inclusive
@@ -95,7 +122,9 @@ def fetch_record(client: HttpClient, data_url: str, record: IndexRecord) -> Warc
         )
     _check_one_gzip_member(url, where, response.content)
     try:
-        parsed = parse_record_bytes(url, response.content, record.offset)
+        parsed = parse_record_bytes(url, response.content, record.offset, max_body_bytes=MAX_INFLATED_BYTES)
+    except PayloadTooLarge as err:
+        raise RecordFetchError(url, f"{where}: {err.problem}", "gzip_bomb") from None
     except SourceError as err:
         raise RecordFetchError(url, f"{where}: {err.problem}", "warc_error") from None
     if parsed is None:
@@ -167,7 +196,12 @@ def _check_one_gzip_member(url: str, where: str, data: bytes) -> None:
     """
     inflater = zlib.decompressobj(wbits=31)  # 16 + 15: gzip header and trailer, checked CRC
     try:
-        inflater.decompress(data)
+        # Bounded: a member of a few KB can inflate to gigabytes (a gzip bomb).
+        inflated = inflater.decompress(data, MAX_INFLATED_BYTES + 1)
+        if len(inflated) > MAX_INFLATED_BYTES:
+            raise RecordFetchError(
+                url, f"{where}: the gzip member inflates past {MAX_INFLATED_BYTES} bytes", "gzip_bomb"
+            )
         inflater.flush()
     except zlib.error as err:
         raise RecordFetchError(url, f"{where}: not a valid gzip member ({err})", "gzip_error") from None

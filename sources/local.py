@@ -31,6 +31,8 @@ _PARQUET_SUFFIXES = (".parquet",)
 _WARC_SUFFIXES = (".warc", ".warc.gz")
 _OPTIONAL_STRING_FIELDS = ("url", "license", "osaid_class", "redistribution")
 _PARQUET_COLUMNS = ("text", "id", *_OPTIONAL_STRING_FIELDS)
+# A JSON Lines line (one document) longer than this is refused, so memory stays bounded.
+MAX_LINE_BYTES = 64 << 20
 # Rows per Parquet batch: bounds memory when documents are long (web pages reach 100s of KB).
 _PARQUET_BATCH_ROWS = 512
 
@@ -83,11 +85,15 @@ def _iter_jsonl(path: str) -> Iterator[LocalDocument]:
         index = -1
         while True:
             try:
-                line = next(lines, None)
+                # Bounded: one line of a hostile file (a .jsonl.gz of zeros) could be gigabytes.
+                line = lines.readline(MAX_LINE_BYTES + 1)
             except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
                 raise SourceError(path, f"line {index + 2}: unreadable: {err}") from None
-            if line is None:
+            if not line:
                 return
+            if len(line) > MAX_LINE_BYTES:
+                problem = f"line {index + 2}: longer than {MAX_LINE_BYTES} bytes (not JSON Lines, or a bomb)"
+                raise SourceError(path, problem)
             index += 1
             raw = line.rstrip(b"\r\n")
             if not raw.strip():

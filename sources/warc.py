@@ -99,7 +99,9 @@ def read_warc_record_at(uri: str, offset: int, length: int, *, timeout: float = 
     return parse_record_bytes(uri, data, offset)
 
 
-def parse_record_bytes(uri: str, data: bytes, offset: int) -> WarcResponse | None:
+def parse_record_bytes(
+    uri: str, data: bytes, offset: int, *, max_body_bytes: int | None = None
+) -> WarcResponse | None:
     """Parse ``data``, the bytes of exactly one WARC record found at ``offset`` of ``uri``.
 
     The bytes however obtained (a range request, a seek) get the same checks as a whole file:
@@ -107,7 +109,7 @@ def parse_record_bytes(uri: str, data: bytes, offset: int) -> WarcResponse | Non
     the record is not an HTTP response; ``length`` is ``len(data)`` and ``crawl`` is None.
     """
     length = len(data)
-    records = _iter_checked_records(io.BytesIO(data), uri, base_offset=offset)
+    records = _iter_checked_records(io.BytesIO(data), uri, base_offset=offset, max_body_bytes=max_body_bytes)
     first = next(records, None)
     if first is None:
         raise SourceError(uri, f"no WARC record in bytes {offset}+{length}")
@@ -128,12 +130,20 @@ class _Record(NamedTuple):
     length: int
 
 
-def _iter_checked_records(stream: BinaryIO, uri: str, *, base_offset: int = 0) -> Iterator[_Record]:
+class PayloadTooLarge(SourceError):
+    """A record's HTTP body inflates (Content-Encoding undone) past the reader's limit."""
+
+
+def _iter_checked_records(
+    stream: BinaryIO, uri: str, *, base_offset: int = 0, max_body_bytes: int | None = None
+) -> Iterator[_Record]:
     """Read each record to its end and check it is whole before yielding it.
 
     warcio's own offset/length are exact member boundaries only once the record has been read
     to its end (``get_record_offset()`` itself reads the record to the end), so the body is read
-    first and the offsets asked for after.
+    first and the offsets asked for after. ``max_body_bytes`` bounds the body as warcio hands it
+    over: warcio undoes an HTTP ``Content-Encoding: gzip``, so a small record can hold a body that
+    inflates without end (:class:`PayloadTooLarge`).
     """
     # check_digests=True only hashes the bytes on their way through (no second pass, no raise);
     # the verdict lands in record.digest_checker.passed.
@@ -145,7 +155,14 @@ def _iter_checked_records(stream: BinaryIO, uri: str, *, base_offset: int = 0) -
             errors_before = records.err_count
             body = None
             if record.rec_type in _READ_BODY_TYPES:
-                body = record.content_stream().read()
+                if max_body_bytes is None:
+                    body = record.content_stream().read()
+                else:
+                    body = record.content_stream().read(max_body_bytes + 1)
+                    if len(body) > max_body_bytes:
+                        raise PayloadTooLarge(
+                            uri, f"record at byte {at}: its HTTP body inflates past {max_body_bytes} bytes"
+                        )
             offset = base_offset + records.get_record_offset()
             length = records.get_record_length()
             _check_whole(records, record, uri, offset, declared, errors_before)

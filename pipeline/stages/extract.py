@@ -6,6 +6,10 @@ takedown lists, rights notices, Swallow-style Japanese pre-selection; for a gove
 reuse terms it states), apply the configured policy, then run trafilatura in a guarded child
 process with a time limit. Documents that arrive as text (local files, Diet minutes, laws) are
 checked against the block and takedown lists by URL and pass through.
+
+Hostile sizes are refused before any parser or regex sees them: decoded HTML over
+`extract.max_html_chars` (`html_too_large`), and a line over `extract.max_line_chars` in the HTML
+or in the text (`line_too_long`); the README's "Hostile input" table lists what else is refused where.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import pyarrow as pa
 
 from filters.extract_guard import GuardedExtractor
 from filters.gov_terms import attribution, stated_terms
-from filters.html import EXTRACTOR_ID, TRAFILATURA_PRESETS, decode_html, undecodable_reason
+from filters.html import EXTRACTOR_ID, TRAFILATURA_PRESETS, decode_html, longest_line, undecodable_reason
 from filters.optout import UrlList, check_optout
 from filters.preselect import japanese_preselect
 from filters.rights import detect_rights_notices
@@ -111,9 +115,29 @@ class ExtractStage(Stage):
             update.reason, update.detail = f"optout_{result.reserved_by}", json.dumps(result.signals)[:500]
         return verdict
 
-    def _document(self, doc: dict[str, Any], update: RowUpdate) -> str:
+    def _too_long(self, text: str, what: str, update: RowUpdate) -> bool:
+        """Hostile sizes, refused before any regex or parser sees them: html_too_large, line_too_long."""
+        cfg = self.config.extract
+        if what == "html":
+            fits = len(text) <= cfg.max_html_chars
+            update.decisions.append(decision(self.name, "max_html_chars", len(text), fits))
+            if not fits:
+                update.reason = "html_too_large"
+                update.detail = f"{len(text)} characters of HTML, over {cfg.max_html_chars} (max_html_chars)"
+                return True
+        longest = longest_line(text)
+        fits = longest <= cfg.max_line_chars
+        update.decisions.append(decision(self.name, f"max_line_chars:{what}", longest, fits))
+        if not fits:
+            update.reason = "line_too_long"
+            update.detail = f"a line of {longest} characters in the {what}, over {cfg.max_line_chars}"
+        return not fits
+
+    def _document(self, doc: dict[str, Any], update: RowUpdate) -> str | None:
         verdict = self._optout(doc["url"], [], None, update)
         update.fields["optout"] = json.dumps(verdict, ensure_ascii=False, sort_keys=True)
+        if update.reason is None and self._too_long(doc["text"], "text", update):
+            return None
         return doc["text"]
 
     def _gov_terms(self, url: str, row: dict[str, Any], notices: list[dict], update: RowUpdate) -> None:
@@ -153,6 +177,8 @@ class ExtractStage(Stage):
                 {"declared": decoded.declared, "declared_in": decoded.source},
             )
         )
+        if self._too_long(decoded.text, "html", update):
+            return None
         undecodable = undecodable_reason(decoded, cfg.max_replacement_fraction)
         update.decisions.append(decision(self.name, "decoded_cleanly", decoded.errors, not undecodable))
         headers = json.loads(doc["http_headers"] or "[]")
@@ -198,5 +224,7 @@ class ExtractStage(Stage):
             return None
         if not result.text:
             update.reason = "no_text_extracted"
+            return None
+        if self._too_long(result.text, "text", update):
             return None
         return result.text
