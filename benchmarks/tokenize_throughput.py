@@ -6,13 +6,18 @@ Texts: 2,000 Diet speeches and the JSQuAD Wikipedia paragraphs of ../shared/data
 1.84 M characters), in input shards of 1,000 documents whose manifest rows are as large as a
 real run's (10 transforms, 43 decisions, locator and opt-out JSON). For each tokenizer and output:
 
-- raw: `encode_batch` of the same texts, in the stage's batch size, on one thread;
+- raw: `encode_batch` of the same texts (Python str in, a list of ints per text out: the batch API
+  as a user calls it), in the stage's batch size, on one thread; and "flat", the fastest form the
+  library has, which the stage uses: `encode_arrow` (SentencePiece: UTF-8 bytes straight from Arrow
+  in, one int32 buffer per text out; tokenizers: the same as encode_batch plus a copy into an array);
 - stage: everything one Ray worker does per shard, in this process on one core (pyarrow held to
   one thread too): read the shard and its manifest, encode, split long documents, build the rows,
   write Parquet and/or .bin/.idx, the manifest and the stats (`pipeline.shards.run_shard`);
-- ratio: stage tokens/s over raw tokens/s, both counting the ids the documents encode to (the goal
-  is 0.90 or more): CPU seconds of this process (one core's work, whatever else the machine runs);
-  rates are the best of --repeat runs, the ratio the median over pairs of runs made one after the other;
+- ratio: stage tokens/s over raw tokens/s (encode_batch, and flat), both counting the ids the
+  documents encode to (the goal is 0.90 or more): CPU seconds of this process (one core's work,
+  whatever else the machine runs); rates are the best of --repeat runs, the ratios the median over
+  runs where raw and stage were measured one after the other;
+- overhead: what the stage spends beyond the flat encode, in CPU microseconds per document;
 - bytes/token: the output files (Parquet zstd; .bin + .idx) over the tokens written.
 
 Ray's start-up and scheduling are not in the stage figure: they are per run and per shard, not per token.
@@ -139,6 +144,14 @@ def raw_seconds(stage: TokenizeStage, texts: list[str]) -> tuple[float, int]:
     return time.process_time() - started, tokens
 
 
+def flat_seconds(stage: TokenizeStage, texts: pa.Array) -> tuple[float, int]:
+    size = stage.config.tokenize.batch_size
+    started = time.process_time()
+    encode = stage.tokenizer.encode_arrow
+    tokens = sum(len(encode(texts.slice(b, size))[0]) for b in range(0, len(texts), size))
+    return time.process_time() - started, tokens
+
+
 def stage_seconds(run_dir: str, overrides: list[str]) -> tuple[float, dict, dict[str, int]]:
     """Seconds of every shard's run_shard, the stage's counts, and bytes of each output kind."""
     config = load_config(None, overrides)
@@ -161,6 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--tokenizer", default="", help="only the tokenizers whose name contains this")
     args = parser.parse_args()
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
@@ -170,19 +184,22 @@ def main() -> None:
         f"{DOCS_PER_SHARD} a shard, one core"
     )
     print(
-        "| tokenizer | output | raw tokens/s | stage tokens/s | ratio "
-        "| Parquet bytes/token | .bin+.idx bytes/token |"
+        "| tokenizer | output | raw tokens/s | flat tokens/s | stage tokens/s | ratio | ratio to flat "
+        "| overhead µs/doc | Parquet bytes/token | .bin+.idx bytes/token |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         write_quality(f"{tmp}/input", texts)
         plain = [t for _, t in texts]
+        arrow = pa.array(plain, pa.string())
         for name, tok_overrides in TOKENIZERS.items():
+            if args.tokenizer not in name:
+                continue
             tok_overrides = [o.format(shared=args.shared) for o in tok_overrides]
             probe = TokenizeStage(RunContext(tmp, load_config(None, tok_overrides), "", "bench"))
             probe.setup()
             for output, out_overrides in OUTPUTS.items():
-                raw, stage = [], []
+                raw, flat, stage = [], [], []
                 for k in range(args.repeat):
                     run_dir = f"{tmp}/run"
                     os.makedirs(run_dir)
@@ -190,21 +207,28 @@ def main() -> None:
                     # Alternate which goes first: the machine's load drifts.
                     if k % 2 == 0:
                         raw.append(raw_seconds(probe, plain))
+                        flat.append(flat_seconds(probe, arrow))
                     stage.append(stage_seconds(run_dir, tok_overrides + out_overrides))
                     if k % 2 == 1:
+                        flat.append(flat_seconds(probe, arrow))
                         raw.append(raw_seconds(probe, plain))
                     shutil.rmtree(run_dir)
                 tokens = raw[0][1]
                 counts, sizes = stage[0][1], stage[0][2]
-                assert counts["tokens_in"] == tokens, "the stage and the raw encoder saw different texts"
+                assert counts["tokens_in"] == tokens == flat[0][1], "the encoders saw different texts"
                 ratio = statistics.median(r[0] / s[0] for r, s in zip(raw, stage))
-                raw_s, stage_s = min(r[0] for r in raw), min(s[0] for s in stage)
+                ratio_flat = statistics.median(f[0] / s[0] for f, s in zip(flat, stage))
+                overhead = statistics.median(s[0] - f[0] for f, s in zip(flat, stage)) / len(plain) * 1e6
+                raw_s, flat_s = min(r[0] for r in raw), min(f[0] for f in flat)
+                stage_s = min(s[0] for s in stage)
                 per_token = {k: f"{v / counts['tokens_out']:.2f}" if v else "" for k, v in sizes.items()}
                 if "parquet" not in output and "both" not in output:
                     per_token["parquet"] = "(index only)"
                 print(
-                    f"| {name} | {output} | {tokens / raw_s:,.0f} | {tokens / stage_s:,.0f} | "
-                    f"{ratio:.2f} | {per_token['parquet']} | {per_token['megatron']} |"
+                    f"| {name} | {output} | {tokens / raw_s:,.0f} | {tokens / flat_s:,.0f} | "
+                    f"{tokens / stage_s:,.0f} | {ratio:.2f} | {ratio_flat:.2f} | {overhead:.0f} | "
+                    f"{per_token['parquet']} | {per_token['megatron']} |",
+                    flush=True,
                 )
 
 

@@ -89,34 +89,46 @@ class TokenizeStage(Stage):
             write_plan(path, groups, target, ratio)
         return shard_specs(self.ctx.run_dir, self.input_stage, groups)
 
-    def _encode(self, texts: list[str]) -> tuple[list[list[int]], list[int], list[int], int]:
-        """Ids of every row (piece), the document and piece number of each, and the ids the
-        documents encoded to whole (tokens in)."""
-        size, encode = self.config.tokenize.batch_size, self.tokenizer.encode_batch
+    def _encode(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """The ids of every row (piece) end to end, and each row's length, document and piece
+        number; and the ids the documents encoded to whole (tokens in)."""
+        size = self.config.tokenize.batch_size
         limit = self.config.tokenize.max_tokens_per_piece
         limit = None if limit is None else limit - (self.bos_id is not None) - (self.eos_id is not None)
-        pieces, doc_of, piece_no, tokens_in = [], [], [], 0
+        ids, lengths = [np.empty(0, np.int32)], [np.empty(0, np.int64)]
+        doc_of, piece_no, tokens_in = [np.empty(0, np.int64)], [np.empty(0, np.int32)], 0
         for start in range(0, len(texts), size):
-            for i, ids in enumerate(encode(texts[start : start + size]), start):
-                tokens_in += len(ids)
-                parts = (
-                    [ids]
-                    if limit is None or len(ids) <= limit
-                    else [p for _, p in split_pieces(texts[i], limit, encode)]
-                )
-                pieces += parts
-                doc_of += [i] * len(parts)
-                piece_no += range(len(parts))
-        return pieces, doc_of, piece_no, tokens_in
+            batch_ids, counts = self.tokenizer.encode_arrow(texts.slice(start, size))
+            tokens_in += len(batch_ids)
+            bounds = np.zeros(len(counts) + 1, np.int64)  # document k's ids: bounds[k]:bounds[k + 1]
+            np.cumsum(counts, out=bounds[1:])
+            long = np.flatnonzero(counts > limit).tolist() if limit is not None else []
+            done = 0
+            for j in [*long, len(counts)]:
+                # The whole documents before the next long one, as slices of the batch's arrays.
+                ids.append(batch_ids[bounds[done] : bounds[j]])
+                lengths.append(counts[done:j])
+                doc_of.append(np.arange(start + done, start + j))
+                piece_no.append(np.zeros(j - done, np.int32))
+                if j < len(counts):
+                    text = texts[start + j].as_py()
+                    parts = [p for _, p in split_pieces(text, limit, self.tokenizer.encode_batch)]
+                    ids += [np.asarray(p, np.int32) for p in parts]
+                    lengths.append(np.array([len(p) for p in parts], np.int64))
+                    doc_of.append(np.full(len(parts), start + j))
+                    piece_no.append(np.arange(len(parts), dtype=np.int32))
+                done = j + 1
+        join = np.concatenate
+        return join(ids), join(lengths), join(doc_of), join(piece_no), tokens_in
 
     def process(self, shard: ShardSpec) -> ShardResult:
         if not hasattr(self, "tokenizer"):  # called without a worker (tests, benchmarks)
             self.setup()
         cfg = self.config.tokenize
         docs, manifest = read_aligned(shard.inputs.get("parts") or [shard.inputs])
-        pieces, doc_of, piece_no, tokens_in = self._encode(docs.column("text").to_pylist())
-        stream, offsets = out.with_special_tokens(pieces, self.bos_id, self.eos_id, self.dtype)
-        gather = None if len(doc_of) == docs.num_rows else pa.array(doc_of, pa.int64())
+        content, lengths, doc_of, piece_no, tokens_in = self._encode(docs.column("text").combine_chunks())
+        stream, offsets = out.with_special_tokens(content, lengths, self.bos_id, self.eos_id, self.dtype)
+        gather = None if len(doc_of) == docs.num_rows else pa.array(doc_of)
 
         def per_row(column: pa.ChunkedArray) -> pa.Array:
             # A document's value on each of its rows: a gather only when some document was split.
@@ -124,7 +136,7 @@ class TokenizeStage(Stage):
 
         table = out.rows_table(
             per_row(docs.column("doc_id")),
-            np.asarray(piece_no, np.int32),
+            piece_no,
             stream,
             offsets,
             {c: per_row(manifest.column(c)) for c in out.RIGHTS_COLUMNS},
@@ -134,7 +146,6 @@ class TokenizeStage(Stage):
         if "megatron" in cfg.formats:
             out.write_megatron(f"{stage_dir(self.ctx.run_dir, self.name)}/{shard.name}", stream, offsets)
         # Pieces follow their document, so a document's first row is where its index first appears.
-        doc_of = np.asarray(doc_of, np.int64)
         first_row = np.searchsorted(doc_of, np.arange(docs.num_rows))
         tokens = np.bincount(doc_of, weights=np.diff(offsets), minlength=docs.num_rows).astype(np.int64)
         manifest = record_tokens(
@@ -148,7 +159,7 @@ class TokenizeStage(Stage):
             bytes_in=docs.nbytes,
             characters_in=int(pc.sum(pc.utf8_length(docs.column("text"))).as_py() or 0),
             documents_out=docs.num_rows,
-            counts=_counts(tokens_in, table),
+            counts=_counts(tokens_in, tokens, piece_no, manifest),
             write_kept=partial(_write_rows, row_group_tokens=cfg.row_group_tokens),
         )
 
@@ -181,24 +192,24 @@ def _write_rows(path: str, table: pa.Table, row_group_tokens: int) -> None:
     atomic_write_bytes(path, out.parquet_bytes(table, row_group_tokens))
 
 
-def _counts(tokens_in: int, table: pa.Table) -> dict[str, Any]:
+def _counts(tokens_in: int, tokens: np.ndarray, piece_no: np.ndarray, manifest: pa.Table) -> dict[str, Any]:
     """Additive counts for stats.json: tokens in (the documents encoded whole) and out (the rows,
-    BOS/EOS included), rows, documents split, and tokens and documents per source and licence."""
-    pieces = table.column("piece")
+    BOS/EOS included), rows, documents split, and tokens and documents per source and licence.
+    `tokens` are each document's tokens out, `manifest` its rows in the same order."""
     counts: dict[str, Any] = {
         "tokens_in": tokens_in,
-        "tokens_out": int(pc.sum(table.column("num_tokens")).as_py() or 0),
-        "rows": table.num_rows,
-        "documents_split": int(pc.sum(pc.equal(pieces, 1)).as_py() or 0),
+        "tokens_out": int(tokens.sum()),
+        "rows": len(piece_no),
+        "documents_split": int(np.count_nonzero(piece_no == 1)),
     }
-    firsts = table.filter(pc.equal(pieces, 0))
     for column in ("source", "license"):
-        tokens = table.group_by(column).aggregate([("num_tokens", "sum")]).to_pylist()
-        documents = firsts.group_by(column).aggregate([("doc_id", "count")]).to_pylist()
-        counts[f"tokens_by_{column}"] = {
-            str(r[column]): r["num_tokens_sum"] for r in sorted(tokens, key=lambda r: str(r[column]))
-        }
-        counts[f"documents_by_{column}"] = {
-            str(r[column]): r["doc_id_count"] for r in sorted(documents, key=lambda r: str(r[column]))
-        }
+        # Per document, so a sum per value: by the values' dictionary codes, not a group-by of rows.
+        codes = pc.dictionary_encode(manifest.column(column).combine_chunks(), null_encoding="encode")
+        index = codes.indices.to_numpy()
+        keys = [str(k) for k in codes.dictionary.to_pylist()]
+        sums = np.bincount(index, weights=tokens, minlength=len(keys)).astype(np.int64)
+        documents = np.bincount(index, minlength=len(keys))
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        counts[f"tokens_by_{column}"] = {keys[k]: int(sums[k]) for k in order}
+        counts[f"documents_by_{column}"] = {keys[k]: int(documents[k]) for k in order}
     return counts

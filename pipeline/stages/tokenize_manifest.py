@@ -36,18 +36,30 @@ class ArrowRows(Sequence):
         return self._rows[i]
 
 
-def read_aligned(parts: list[dict[str, str]]) -> tuple[pa.Table, pa.Table]:
-    """The documents (doc_id, text) of every input part and, row for row, their manifest rows."""
+def read_aligned(parts: list[dict]) -> tuple[pa.Table, pa.Table]:
+    """The documents (doc_id, text) of every input part (a whole shard, or the run of its rows
+    [start, stop) that the plan gives as "rows") and, row for row, their manifest rows."""
     docs, manifests = [], []
     for part in parts:
         table = read_parquet(part["docs"], ["doc_id", "text"])
+        if "rows" in part:
+            start, stop = part["rows"]
+            if not 0 <= start <= stop <= table.num_rows:
+                raise RuntimeError(
+                    f"{part['docs']}: the plan asks for rows {start} to {stop}, it has {table.num_rows}"
+                )
+            table = table.slice(start, stop - start)
         manifest = read_manifest(part["manifest"])
         at = pc.index_in(table.column("doc_id"), value_set=manifest.column("doc_id"))
         if at.null_count:
             missing = table.column("doc_id").filter(pc.is_null(at))[0].as_py()
             raise RuntimeError(f"{part['docs']}: document {missing} has no row in {part['manifest']}")
         docs.append(table)
-        manifests.append(manifest.take(at))
+        # Usually the documents' manifest rows are consecutive and in order: a slice, no gather.
+        at = at.to_numpy(zero_copy_only=False)
+        first = int(at[0]) if len(at) else 0
+        consecutive = np.array_equal(at, np.arange(first, first + len(at)))
+        manifests.append(manifest.slice(first, len(at)) if consecutive else manifest.take(at))
     return pa.concat_tables(docs), pa.concat_tables(manifests, promote_options="default")
 
 
@@ -58,7 +70,7 @@ def record_tokens(
     transforms = _append_to_each(manifest.column("transforms").combine_chunks(), tool)
     updates = {
         "transforms": transforms,
-        "shard": pa.array([shard_file] * manifest.num_rows, pa.string()),
+        "shard": pa.repeat(pa.scalar(shard_file, pa.string()), manifest.num_rows),
         "row": pa.array(first_row, pa.int64()),
         "num_tokens": pa.array(tokens, pa.int64()),
     }
@@ -85,6 +97,6 @@ def _append_to_each(lists: pa.ListArray, item: dict[str, Any]) -> pa.ListArray:
     # new item is the last of its list.
     gather[np.arange(len(values)) + np.repeat(np.arange(n), lengths)] = np.arange(len(values))
     gather[new_offsets[1:] - 1] = len(values) + np.arange(n)
-    added = pa.array([item] * n, values.type)
+    added = pa.repeat(pa.scalar(item, values.type), n)
     merged = pa.concat_arrays([values, added]).take(pa.array(gather))
     return pa.ListArray.from_arrays(pa.array(new_offsets, pa.int32()), merged)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import uuid
 
 import numpy as np
@@ -22,6 +23,9 @@ NUMPY_DTYPES = {"uint16": np.uint16, "int32": np.int32, "uint32": np.uint32}
 RIGHTS_COLUMNS = ("source", "license", "osaid_class", "redistribution")
 METADATA_KEY = b"jcorpus.tokenizer"
 MAX_CHUNK_TOKENS = 2**31 - 1
+# Megatron-LM's index (megatron/core/datasets/indexed_dataset.py): magic, then DType codes.
+MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
+MEGATRON_DTYPE_CODES = {np.uint16: 8, np.int32: 4}
 
 
 def rows_schema(dtype: str, with_ids: bool) -> pa.Schema:
@@ -33,18 +37,16 @@ def rows_schema(dtype: str, with_ids: bool) -> pa.Schema:
 
 
 def with_special_tokens(
-    pieces: list[list[int]], bos: int | None, eos: int | None, dtype: str
+    content: np.ndarray, lengths: np.ndarray, bos: int | None, eos: int | None, dtype: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The shard's token stream (BOS + piece + EOS for every piece) and each row's offsets into it."""
-    lengths = np.fromiter((len(p) for p in pieces), np.int64, count=len(pieces))
+    """The shard's token stream (BOS + piece + EOS for every piece) and each row's offsets into it,
+    from the pieces' ids end to end (`content`) and their `lengths`."""
     dt = NUMPY_DTYPES[dtype]
-    # One C-level conversion per piece: 30 percent faster than a generator over every id.
-    content = np.concatenate([np.asarray(p, dt) for p in pieces]) if pieces else np.empty(0, dt)
     extra = (bos is not None) + (eos is not None)
-    offsets = np.zeros(len(pieces) + 1, np.int64)
+    offsets = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(lengths + extra, out=offsets[1:])
     if not extra:
-        return content, offsets
+        return content.astype(dt), offsets
     stream = np.empty(int(offsets[-1]), dt)
     is_content = np.ones(len(stream), bool)
     if bos is not None:
@@ -94,36 +96,55 @@ def _list_column(stream: np.ndarray, offsets: np.ndarray) -> pa.ChunkedArray:
 
 
 def parquet_bytes(table: pa.Table, row_group_tokens: int) -> bytes:
-    """Row groups of about `row_group_tokens` tokens: a streaming reader holds one at a time.
+    """Row groups of about `row_group_tokens` tokens: a streaming reader holds one at a time. A
+    group ends at the first row that brings it to `row_group_tokens` or more.
 
     The writer options are fixed, so the same rows give the same bytes and reruns are idempotent."""
     buf = io.BytesIO()
-    counts = table.column("num_tokens").to_numpy()
+    ends = np.cumsum(table.column("num_tokens").to_numpy())
     with pq.ParquetWriter(buf, table.schema, compression="zstd", store_schema=True) as writer:
-        start, total = 0, 0
-        for row, n in enumerate(counts):
-            total += int(n)
-            if total >= row_group_tokens:
-                writer.write_table(table.slice(start, row + 1 - start))
-                start, total = row + 1, 0
-        if start < table.num_rows:  # no empty row group: `datasets` fails on one
-            writer.write_table(table.slice(start))
+        start = 0
+        while start < table.num_rows:  # no empty row group: `datasets` fails on one
+            before = ends[start - 1] if start else 0
+            stop = int(np.searchsorted(ends, before + row_group_tokens, "left")) + 1
+            writer.write_table(table.slice(start, stop - start))
+            start = stop
     return buf.getvalue()
 
 
 def write_megatron(prefix: str, stream: np.ndarray, offsets: np.ndarray) -> None:
-    """`prefix`.bin and `prefix`.idx (Megatron-LM's MMIDIDX format) with datatrove's writer, one
-    sequence per row; written under temporary names and renamed, .idx last."""
-    from datatrove.pipeline.tokens.megatron_tokenizer import MegatronTokenizedFile
+    """`prefix`.bin and `prefix`.idx, Megatron-LM's MMIDIDX indexed dataset, one sequence per row;
+    each written under a temporary name and renamed, .idx last.
 
-    fs, path = filesystem(prefix)
-    folder, name = path.rsplit("/", 1)
-    fs.makedirs(folder, exist_ok=True)
-    tmp = f"{name}{TMP_MARKER}{uuid.uuid4().hex}"
-    # datatrove writes uint16 for a token size of 2 and int32 for 4: Megatron's DType codes 8 and 4.
-    out = MegatronTokenizedFile((folder, fs), tmp, token_size=stream.dtype.itemsize)
-    for a, b in zip(offsets[:-1], offsets[1:]):
-        out.write(stream[a:b])
-    out.close()
-    for ext in (".bin", ".idx"):
-        fs.mv(f"{folder}/{tmp}{ext}", f"{path}{ext}")
+    The bytes are those of datatrove's MegatronTokenizedFile (a test compares them), written here
+    from the whole stream at once: datatrove's writer takes one sequence per call, which cost
+    60 microseconds a row, as much as SentencePiece takes to encode a short document.
+    """
+    if stream.dtype.type not in MEGATRON_DTYPE_CODES:
+        raise ValueError(f"{prefix}: Megatron-LM has no {stream.dtype} token type (uint16 or int32)")
+    lengths = np.diff(offsets)
+    pointers = np.zeros(len(lengths), np.int64)
+    np.cumsum(lengths[:-1] * stream.dtype.itemsize, out=pointers[1:])
+    header = MEGATRON_MAGIC + struct.pack(
+        "<QBQQ", 1, MEGATRON_DTYPE_CODES[stream.dtype.type], len(lengths), len(lengths) + 1
+    )
+    index = b"".join(
+        [
+            header,
+            lengths.astype("<i4").tobytes(),
+            pointers.astype("<i8").tobytes(),
+            # Document boundaries as sequence indices: every sequence a document of its own.
+            np.arange(len(lengths) + 1, dtype="<i8").tobytes(),
+        ]
+    )
+    _write_atomically(f"{prefix}.bin", memoryview(np.ascontiguousarray(stream).view(np.uint8)))
+    _write_atomically(f"{prefix}.idx", index)
+
+
+def _write_atomically(path: str, data: bytes | memoryview) -> None:
+    fs, fs_path = filesystem(path)
+    fs.makedirs(fs_path.rsplit("/", 1)[0], exist_ok=True)
+    tmp = f"{fs_path}{TMP_MARKER}{uuid.uuid4().hex}"
+    with fs.open(tmp, "wb") as f:
+        f.write(data)
+    fs.mv(tmp, fs_path)

@@ -96,6 +96,21 @@ def test_megatron_index_parses_and_each_sequence_is_the_parquet_row(shards, shar
     assert megatron_sequences(prefix) == rows.column("input_ids").to_pylist()
 
 
+@pytest.mark.parametrize("dtype", ["auto", "int32"])
+def test_the_megatron_files_are_byte_for_byte_those_of_datatroves_writer(shards, shard, tmp_path, dtype):
+    from datatrove.pipeline.tokens.megatron_tokenizer import MegatronTokenizedFile
+
+    prefix = tokenize(shards, shard, f"tokenize.token_dtype={dtype}", "tokenize.max_tokens_per_piece=600")
+    sequences = megatron_sequences(prefix)
+    reference = MegatronTokenizedFile(str(tmp_path), "reference", token_size=4 if dtype == "int32" else 2)
+    for sequence in sequences:
+        reference.write(sequence)
+    reference.close()
+    assert len(sequences) > len(WIKI) + 1
+    for ext in (".bin", ".idx"):
+        assert (tmp_path / f"reference{ext}").read_bytes() == prefix.with_suffix(ext).read_bytes(), ext
+
+
 def test_parquet_loads_with_datasets_and_polars_with_the_smallest_id_type(shards, shard):
     from datasets import load_dataset
 
@@ -131,10 +146,15 @@ def test_any_token_position_leads_to_its_document_and_a_takedown_cuts_its_range(
     rows = pl.read_parquet(prefix.with_suffix(".parquet"))
     stream = [t for seq in megatron_sequences(prefix) for t in seq]
     position = len(stream) // 2
-    row = int(np.searchsorted(rows["token_start"].to_numpy(), position, side="right")) - 1
-    doc = rows["doc_id"][row]
-    assert rows["token_start"][row] <= position < rows["token_end"][row]
-    assert rows["license"][row] == "NOASSERTION" and rows["source"][row] == "local"
+    # The lookup of README "The token-range index": the index columns alone, without input_ids.
+    index = pl.read_parquet(
+        prefix.with_suffix(".parquet"), columns=["doc_id", "token_start", "token_end", "source", "license"]
+    )
+    row = int(np.searchsorted(index["token_start"].to_numpy(), position, side="right")) - 1
+    doc = index["doc_id"][row]
+    assert index["token_start"][row] <= position < index["token_end"][row]
+    assert index["license"][row] == "NOASSERTION" and index["source"][row] == "local"
+    assert stream[index["token_start"][row] : index["token_end"][row]] == rows["input_ids"][row].to_list()
     long_doc = rows.filter(pl.col("piece") == 1)["doc_id"][0]
     dropped = drop_documents(str(prefix), {doc, long_doc}, str(prefix.parent / "released" / "part-00002"))
     kept = rows.filter(~pl.col("doc_id").is_in([doc, long_doc]))

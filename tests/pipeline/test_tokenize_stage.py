@@ -1,7 +1,7 @@
 """The tokenize stage on shards of real Japanese text (Wikipedia paragraphs, 行政手続法, Diet
 speeches), called directly without Ray: both LLM-jp tokenizers, decoding back to the text, pieces
 of long documents on line boundaries, BOS/EOS policy, per-source and per-licence totals, output
-shards grouped to a target size, and clear errors for bad tokenizers and settings."""
+shards grouped (or input shards cut) to a target size, and clear errors for bad tokenizers and settings."""
 
 from __future__ import annotations
 
@@ -276,3 +276,53 @@ def test_a_byte_target_counts_bytes_of_token_ids(shards):
     (Path(shards.run_dir) / "tokenize" / "plan.json").unlink()
     by_bytes = TokenizeStage(shards.context("tokenize.shard_target_bytes=20000")).plan()  # int32: 5,000 ids
     assert by_bytes == by_tokens and len(by_bytes) > 1
+
+
+def test_an_input_shard_larger_than_the_target_is_cut_between_documents(shards):
+    docs = real_docs()  # 42 Wikipedia paragraphs, 行政手続法 (one document above the target), speeches
+    specs = []
+    for i, part in enumerate([docs[:7], docs[7:]]):  # about 2,500 tokens; then many times the target
+        specs.append(write_input(shards, i, part))
+        stats = {"characters_out": sum(len(d["text"]) for d in part)}
+        Path(shard_stats_path(shards.run_dir, "quality", f"part-{i:05d}")).write_text(json.dumps(stats))
+    stage = TokenizeStage(shards.context("tokenize.shard_target_tokens=5000"))
+    plan = stage.plan()
+    parts = [p for spec in plan for p in spec.inputs["parts"]]
+    # The small shard whole, then the large one's rows in consecutive runs, the first filling the open shard.
+    assert "rows" not in parts[0] and plan[0].inputs["parts"][1]["rows"][0] == 0
+    runs = [p["rows"] for p in parts[1:]]
+    assert runs[-1][1] == len(docs) - 7 and all(a[1] == b[0] < b[1] for a, b in zip(runs, runs[1:]))
+    assert len(plan) >= 5 and all(len(spec.inputs["parts"]) == 1 for spec in plan[1:])
+    for spec in plan:
+        run_shard(stage, spec)
+    out = Path(shards.run_dir) / "tokenize"
+    rows, manifest_ids = [], []
+    for spec in plan:
+        table = pq.read_table(out / f"{spec.name}.parquet")
+        ids = table.column("doc_id").to_pylist()
+        assert sum(table.column("num_tokens").to_pylist()) <= 5000 * 1.5 or len(set(ids)) == 1
+        for m in read_manifest(str(out / f"{spec.name}.manifest.parquet")).to_pylist():
+            # Each document's manifest row names this shard and its first row there, and counts its tokens.
+            assert m["shard"] == f"tokenize/{spec.name}.parquet" and m["row"] == ids.index(m["doc_id"])
+            assert m["num_tokens"] == sum(
+                n for d, n in zip(ids, table.column("num_tokens").to_pylist()) if d == m["doc_id"]
+            )
+            manifest_ids.append(m["doc_id"])
+        rows += table.select(["doc_id", "piece", "input_ids"]).to_pylist()
+    # The rows of one output shard per input shard, in the same order: cutting moves rows, nothing else.
+    plain = TokenizeStage(shards.context())
+    expected = [
+        r
+        for spec in specs
+        for r in plain.process(spec).kept.select(["doc_id", "piece", "input_ids"]).to_pylist()
+    ]
+    assert rows == expected and manifest_ids == [r["doc_id"] for r in expected if r["piece"] == 0]
+    # plan.json names the input shards of each output shard (what the audit reads) and, apart, the rows.
+    saved = json.loads((out / "plan.json").read_text())
+    assert saved["input_shards"]["part-00000"] == ["part-00000", "part-00001"]
+    assert saved["input_rows"]["part-00000"] == [None, runs[0]]
+    # A rerun reads it back (no tokenizer needed); without it, the cut is decided again the same way.
+    rerun = shards.context("tokenize.shard_target_tokens=5000", "tokenize.tokenizer_path=gone.json")
+    assert TokenizeStage(rerun).plan() == plan
+    (out / "plan.json").unlink()
+    assert TokenizeStage(shards.context("tokenize.shard_target_tokens=5000")).plan() == plan
