@@ -11,11 +11,15 @@ repeats that list until it reaches the size. Each contender first runs on a few 
 fastText, dictionaries, spaCy and Sudachi load) and that time is not counted.
 
 Contenders:
-  ours           pipeline.stages.clean.clean_document with the config's defaults: normalise, trims,
-                 the rules cheapest first (composition, sentences, compression, duplicate lines,
-                 NG words, ads, character n-grams, fastText language id), stopping at the first
-                 failed rule (clean.measure_all: false), PII masking of kept documents.
-  ours-all       the same with clean.measure_all: true, every rule measured on every document.
+  ours           pipeline.stages.clean.clean_documents with the config's defaults on the whole
+                 list, as the stage does with a shard: normalise, trims, the rules cheapest first
+                 (composition, sentences, compression, duplicate lines, NG words, ads, character
+                 n-grams, fastText language id), stopping at the first failed rule
+                 (clean.measure_all: false), PII masking of kept documents. The n-grams and the
+                 language id run once for all the documents that reach them.
+  ours-one-by-one  the same outcomes by clean_document, one call per document (each document its
+                 own n-gram and language-id call).
+  ours-all       as ours with clean.measure_all: true, every rule measured on every document.
   hojichar       a hojichar.Compose of the filters closest to ours (see hojichar_filters()); Compose
                  skips the remaining filters once a document is rejected.
   hojichar-all   the same filters, each one's apply() on every document (the rejection flag is reset
@@ -32,8 +36,8 @@ skipped with a message (pip install hojichar; datatrove also needs spacy and sud
 Per core means per CPU second: docs/s is documents over the process CPU time of the pass
 (single-threaded contenders, so the same as wall time on an idle machine, and less disturbed
 by other work on a shared one). ``--repeat N`` runs N rounds, each contender once per round in
-turn, and keeps each contender's fastest pass, so a burst of other work hits every row alike.
-``--profile N`` then runs clean_document under cProfile on the corpus and prints the top N functions
+turn, and keeps each contender's median pass, so a burst of other work hits every row alike.
+``--profile N`` then runs clean_documents under cProfile on the corpus and prints the top N functions
 by cumulative time. Prints figures; asserts nothing.
 """
 
@@ -47,6 +51,7 @@ import json
 import os
 import platform
 import pstats
+import statistics
 import sys
 import time
 from collections import Counter
@@ -133,43 +138,60 @@ def timed(
     runners: dict[str, Callable[[list[Text]], int]], texts: list[Text], repeat: int = 1
 ) -> list[Result]:
     """Warm each contender up on the first documents, then time passes over all of them:
-    ``repeat`` rounds, every contender once per round, keeping each one's fastest pass (CPU)."""
+    ``repeat`` rounds, every contender once per round, keeping each one's median pass (CPU
+    seconds; wall seconds the median too)."""
     for run in runners.values():
         run(texts[:WARMUP_DOCS])
-    best: dict[str, Result] = {}
+    passes: dict[str, list[tuple[float, float, int]]] = {name: [] for name in runners}
     for _ in range(max(repeat, 1)):
         for name, run in runners.items():
             cpu, wall = time.process_time(), time.perf_counter()
             rejected = run(texts)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            if name not in best or cpu < best[name].cpu_seconds:
-                best[name] = Result(name, len(texts), corpus_mb(texts), wall, cpu, rejected)
-    return list(best.values())
+            passes[name].append((cpu, wall, rejected))
+    mb = corpus_mb(texts)
+    return [
+        Result(
+            name,
+            len(texts),
+            mb,
+            statistics.median(w for _, w, _ in runs),
+            statistics.median(c for c, _, _ in runs),
+            runs[-1][2],
+        )
+        for name, runs in passes.items()
+    ]
 
 
 # ---------------------------------------------------------------- ours
 
 
-def ours_runner(fixed_source: str | None, measure_all: bool | None = None) -> Callable[[list[Text]], int]:
+def ours_runner(
+    fixed_source: str | None, measure_all: bool | None = None, one_at_a_time: bool = False
+) -> Callable[[list[Text]], int]:
     import dataclasses
 
     from pipeline.config import load_config
-    from pipeline.stages.clean import clean_document
+    from pipeline.stages.clean import clean_document, clean_documents
 
     config = load_config()
     clean = (
         config.clean if measure_all is None else dataclasses.replace(config.clean, measure_all=measure_all)
     )
+    resolve = config.resolve_path
 
     def run(texts: list[Text]) -> int:
-        rejected = 0
-        resolve = config.resolve_path
-        for t in texts:
-            outcome = clean_document(
-                t.text, url=t.url, source=fixed_source or t.source, config=clean, resolve=resolve
-            )
-            rejected += outcome.reason is not None
-        return rejected
+        if one_at_a_time:
+            outcomes = [
+                clean_document(
+                    t.text, url=t.url, source=fixed_source or t.source, config=clean, resolve=resolve
+                )
+                for t in texts
+            ]
+        else:  # as the stage does with a shard
+            items = [(t.text, t.url, fixed_source or t.source) for t in texts]
+            outcomes = clean_documents(items, config=clean, resolve=resolve)
+        return sum(outcome.reason is not None for outcome in outcomes)
 
     return run
 
@@ -343,7 +365,7 @@ def profile_ours(texts: list[Text], fixed_source: str | None, top: int) -> None:
         rows.append((cumtime, tottime, ncalls, f"{where}:{line}({func})"))
     rows.sort(reverse=True)
     total = max((r[0] for r in rows), default=0.0)
-    print(f"\ncProfile of clean_document over {len(texts):,} documents, top {top} by cumulative time")
+    print(f"\ncProfile of clean_documents over {len(texts):,} documents, top {top} by cumulative time")
     print("| cumulative s | % | own s | calls | function |")
     print("|---|---|---|---|---|")
     for cumtime, tottime, ncalls, name in rows[:top]:
@@ -360,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--by-source", action="store_true", help="each text's own pipeline source")
     parser.add_argument("--skip", nargs="*", default=[], choices=["ours", "hojichar", "datatrove"])
     parser.add_argument(
-        "--repeat", type=int, default=1, metavar="N", help="N timed rounds, keep each contender's fastest"
+        "--repeat", type=int, default=1, metavar="N", help="N timed rounds, report each contender's median"
     )
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile ours, print top N")
     args = parser.parse_args(argv)
@@ -385,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[Callable[[], str]] = []  # read after the timing, from the last pass's counters
     if "ours" not in args.skip:
         runners["ours"] = ours_runner(fixed_source)
+        runners["ours-one-by-one"] = ours_runner(fixed_source, one_at_a_time=True)
         runners["ours-all"] = ours_runner(fixed_source, measure_all=True)
 
     if "hojichar" not in args.skip:
@@ -436,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     print("\n(same input for every row, so the docs/s ratio is also the MB/s ratio; docs/s and MB/s are per")
     print(" CPU second, i.e. per core; 'seconds' is wall time; 'rejected' = documents that failed at least")
-    print(f" one rule; fastest of {max(args.repeat, 1)} pass(es) per contender, taken in turns)")
+    print(f" one rule; median of {max(args.repeat, 1)} pass(es) per contender, taken in turns)")
     by_name = {r.name: r for r in results}
     for mine, theirs, how in (
         ("ours", "hojichar (Compose)", "both stop at a document's first failed rule"),

@@ -26,10 +26,10 @@ from pipeline.stage import (
     split_documents,
     text_characters,
 )
-from pipeline.stages.clean_rules import CleanOutcome, clean_document, score_names
+from pipeline.stages.clean_rules import CleanOutcome, clean_document, clean_documents, score_names
 
 LANGUAGE_SCORE_COLUMN = "language_score_lid176_v1"
-__all__ = ["CleanOutcome", "CleanStage", "clean_document"]
+__all__ = ["CleanOutcome", "CleanStage", "clean_document", "clean_documents"]
 
 
 class CleanStage(Stage):
@@ -58,10 +58,13 @@ class CleanStage(Stage):
         table, rows = read_input(shard)
         texts, updates, scores = [], [], []
         urls = table.column("url").to_pylist() if "url" in table.column_names else [None] * table.num_rows
-        for raw, url, row in zip(table.column("text").to_pylist(), urls, rows, strict=True):
-            outcome = clean_document(
-                raw, url=url, source=row["source"], config=self.config.clean, resolve=self.config.resolve_path
-            )
+        # The whole shard at once: the costly measurements run once per batch (clean_documents).
+        outcomes = clean_documents(
+            zip(table.column("text").to_pylist(), urls, [row["source"] for row in rows], strict=True),
+            config=self.config.clean,
+            resolve=self.config.resolve_path,
+        )
+        for outcome, row in zip(outcomes, rows, strict=True):
             texts.append(outcome.text)
             scores.append(outcome.scores)
             update = RowUpdate(transforms=outcome.transforms + [self.scorer], decisions=outcome.decisions)

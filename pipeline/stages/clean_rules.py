@@ -6,16 +6,21 @@ reason. Every measurement made is kept (manifest decisions and score columns). B
 document stops at its first failed rule, as HojiChar's Compose and datatrove's pipelines do;
 ``clean.measure_all`` measures every rule on every document, so a threshold can change without
 re-measuring. The measurements are pure functions in filters/; thresholds are
-`clean.<profile>.*` in the config (pipeline/config.py CleanRules).
+`clean.<profile>.*` in the config (pipeline/config.py CleanRules). The stage decides a shard at
+once (``clean_documents``): the same outcome per document as ``clean_document``, with the two
+costly measurements (character n-grams, language id) made in one call for all the documents
+that reach them.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from filters.text_budget import TextBudget, TimeBudgetExceeded
 from pipeline.config import CleanConfig, CleanRules
 from pipeline.stage import decision, transform
 
@@ -107,12 +112,16 @@ class _Step:
     url, config, resolve)`` returns (reason, passed, value) for each rule the profile turns on, in
     decision order (None for one turned off); ``rules_on(rules, url, config)`` says how many rules
     that is, without measuring (tests/pipeline/test_clean_rules.py checks the two agree).
+    ``measure_many(texts, urls, rules, config, resolve)``, where set, measures many documents in
+    one call (lists in, a list of scores out), for the costly measurements whose per-call cost
+    a batch shares: clean_documents gathers the documents that reach such a step.
     """
 
     name: str
     measure: Callable[..., dict[str, float]]
     checks: Callable[..., list[Check | None]]
     rules_on: Callable[[CleanRules, str | None, CleanConfig], int]
+    measure_many: Callable[..., list[dict[str, float]]] | None = None
 
 
 def _on(*fields: str) -> Callable[[CleanRules, str | None, CleanConfig], int]:
@@ -299,9 +308,18 @@ def _check_compression(rules, s, url, config, resolve) -> list[Check | None]:
 
 
 def _measure_ngrams(text, url, rules, config, resolve) -> dict[str, float]:
-    from filters.repetition import ngram_scores
+    return _measure_ngrams_many([text], [url], [rules], config, resolve)[0]
 
-    return ngram_scores(text, definition=rules.repetition_definition)
+
+def _measure_ngrams_many(texts, urls, rules, config, resolve) -> list[dict[str, float]]:
+    from filters.repetition import ngram_scores_many
+
+    out: list[dict[str, float]] = [{}] * len(texts)
+    for definition in sorted({r.repetition_definition for r in rules}):  # profiles may differ
+        which = [i for i, r in enumerate(rules) if r.repetition_definition == definition]
+        for i, scores in zip(which, ngram_scores_many([texts[i] for i in which], definition=definition)):
+            out[i] = scores
+    return out
 
 
 def _check_ngrams(rules, s, url, config, resolve) -> list[Check | None]:
@@ -319,10 +337,15 @@ def _ngram_rules_on(rules: CleanRules, url: str | None, config: CleanConfig) -> 
 
 
 def _measure_language(text, url, rules, config, resolve) -> dict[str, float]:
+    return _measure_language_many([text], [url], [rules], config, resolve)[0]
+
+
+def _measure_language_many(texts, urls, rules, config, resolve) -> list[dict[str, float]]:
     # fastText's cost is linear in the text (about 1.5 µs a character on real pages: its
     # character n-grams hit rows all over a 2M-row table); see clean.language_id_chars.
-    sample = text if config.language_id_chars is None else text[: config.language_id_chars]
-    return {"language_score": _langid().score(sample, config.language)}
+    chars = config.language_id_chars
+    samples = texts if chars is None else [text[:chars] for text in texts]
+    return [{"language_score": s} for s in _langid().scores(samples, config.language)]
 
 
 def _check_language(rules, s, url, config, resolve) -> list[Check | None]:
@@ -386,8 +409,10 @@ STEPS: tuple[_Step, ...] = (
     _Step("ads", _measure_ads, _check_ads, _on("max_ad_hits")),
     _Step("bbs", _measure_bbs, _check_bbs, _on("max_bbs_score")),
     _Step("url", _measure_url, _check_url, _url_rules_on),
-    _Step("ngrams", _measure_ngrams, _check_ngrams, _ngram_rules_on),
-    _Step("language", _measure_language, _check_language, _on("min_language_score")),
+    _Step("ngrams", _measure_ngrams, _check_ngrams, _ngram_rules_on, _measure_ngrams_many),
+    _Step(
+        "language", _measure_language, _check_language, _on("min_language_score"), _measure_language_many
+    ),
 )
 
 
@@ -415,6 +440,19 @@ def score_names() -> tuple[str, ...]:
     return tuple(sorted(measure("", None, CleanRules(), CleanConfig(), lambda path: path)))
 
 
+@dataclass
+class _Document:
+    """One document on its way through its plan (clean_documents)."""
+
+    outcome: CleanOutcome
+    url: str | None
+    rules: CleanRules
+    steps: list[_Step]
+    rules_on: list[int]
+    next: int = 0  # index in steps of the next step to run
+    budget: Any = None  # filters.text_budget.TextBudget: this document's CPU time (issue 13)
+
+
 def clean_document(
     text: str, *, url: str | None, source: str, config: CleanConfig, resolve=lambda path: path
 ) -> CleanOutcome:
@@ -428,11 +466,64 @@ def clean_document(
     and every recorded decision are the same either way, and a kept document differs only in
     those unread scores.
     """
+    return clean_documents([(text, url, source)], config=config, resolve=resolve)[0]
+
+
+def clean_documents(
+    documents: Iterable[tuple[str, str | None, str]], *, config: CleanConfig, resolve=lambda path: path
+) -> list[CleanOutcome]:
+    """:func:`clean_document` of each ``(text, url, source)``, the same outcomes, measured together.
+
+    Each document goes through its own plan as clean_document's would, but a document that
+    reaches a step with ``measure_many`` (character n-grams, the language id) waits there; once
+    every document has run or is waiting, each such step measures its waiting documents in one
+    call, and they carry on. So a shard pays numpy's and fastText's per-call cost a few times,
+    not once a document, and only for the documents that no cheaper rule rejected.
+    """
+    plans: dict[tuple[str, bool], tuple[list[_Step], list[int]]] = {}
+    docs = []
+    for text, url, source in documents:
+        profile, rules = profile_for(config, source)
+        # A plan depends on the URL only through whether there is one (_url_rules_on).
+        key = (profile, bool(url))
+        if key not in plans:
+            plans[key] = _plan(rules, url, config)
+        steps, rules_on = plans[key]
+        budget = TextBudget(config.time_budget_seconds)
+        with budget.charge():
+            prepared = _prepare(text, profile, rules, config, resolve)
+        docs.append(_Document(prepared, url, rules, steps, rules_on, budget=budget))
+    waiting = docs
+    while waiting:
+        batches: dict[str, list[_Document]] = {}
+        for doc in waiting:
+            step = _advance(doc, config, resolve)
+            if step is not None:
+                batches.setdefault(step.name, []).append(doc)
+        waiting = []
+        for group in batches.values():
+            step = group[0].steps[group[0].next]
+            texts, urls, rules = zip(*((d.outcome.text, d.url, d.rules) for d in group))
+            started = time.thread_time()
+            measured = step.measure_many(list(texts), list(urls), list(rules), config, resolve)  # type: ignore[misc]
+            share = (time.thread_time() - started) / max(1, sum(map(len, texts)))
+            for doc in group:  # the batch's CPU time, charged by characters
+                doc.budget.add(share * len(doc.outcome.text))
+            for doc, scores in zip(group, measured, strict=True):
+                if _record(doc, scores, config, resolve):
+                    waiting.append(doc)
+    for doc in docs:
+        if doc.outcome.reason is None and config.mask_pii:
+            _mask(doc.outcome)
+    return [doc.outcome for doc in docs]
+
+
+def _prepare(text: str, profile: str, rules: CleanRules, config: CleanConfig, resolve) -> CleanOutcome:
+    """Normalise and trim; the outcome with the profile's decisions and no rule run yet."""
     from filters.boilerplate import BOILERPLATE_ID, drop_table_artifacts, trim_footer
     from filters.normalize import NORMALIZER_ID, normalize_japanese
     from filters.rights import detect_rights_notices
 
-    profile, rules = profile_for(config, source)
     text = normalize_japanese(text)
     transforms = [_normalizer_transform(NORMALIZER_ID)]
     notices: list[dict] = []
@@ -463,33 +554,67 @@ def clean_document(
     outcome.decisions.append(
         decision(STAGE, f"repetition_definition:{rules.repetition_definition}", None, True)
     )
-    steps, rules_on = _plan(rules, url, config)
-    for i, step in enumerate(steps):
-        if not rules_on[i] and not config.measure_all:
-            break  # the rest only measure what no rule reads
-        scores.update(step.measure(text, url, rules, config, resolve))
-        for check in step.checks(rules, scores, url, config, resolve):
-            if check is None:
-                continue
-            reason, passed, value = check
-            outcome.decisions.append(decision(STAGE, reason, value, passed))
-            if not passed and outcome.reason is None:
-                outcome.reason = reason
-                outcome.detail = f"{reason}: {value}" if value is not None else reason
-        if outcome.reason is not None and not config.measure_all:
-            skipped = sum(rules_on[i + 1 :])
-            if skipped:
-                outcome.decisions.append(decision(STAGE, "rules_skipped_after_first_failure", skipped, True))
-            break
-    if outcome.reason is None and config.mask_pii:
-        from filters.pii import PII_VERSION, mask_pii
-
-        masked = mask_pii(outcome.text)
-        if masked.counts:
-            outcome.text = masked.text
-            outcome.pii_counts = dict(masked.counts)
-            outcome.transforms.append(transform(STAGE, "filters.pii.mask_pii", PII_VERSION, masked.counts))
-            outcome.decisions += [
-                decision(STAGE, f"pii:{kind}", n, True) for kind, n in sorted(masked.counts.items())
-            ]
     return outcome
+
+
+def _advance(doc: _Document, config: CleanConfig, resolve) -> _Step | None:
+    """Run the document's steps until it is decided (None) or reaches a batched step (returned)."""
+    while doc.next < len(doc.steps):
+        if not doc.rules_on[doc.next] and not config.measure_all:
+            return None  # the rest only measure what no rule reads
+        if _over_budget(doc):
+            return None
+        step = doc.steps[doc.next]
+        if step.measure_many is not None:
+            return step
+        with doc.budget.charge():
+            scores = step.measure(doc.outcome.text, doc.url, doc.rules, config, resolve)
+        if not _record(doc, scores, config, resolve):
+            return None
+    return None
+
+
+def _over_budget(doc: _Document) -> bool:
+    """Reject the document `time_budget_exceeded` if its CPU time is spent (clean.time_budget_seconds)."""
+    try:
+        doc.budget.check(doc.steps[doc.next - 1].name if doc.next else "normalize")
+    except TimeBudgetExceeded as exc:
+        doc.outcome.decisions.append(decision(STAGE, "time_budget_seconds", exc.seconds, False))
+        doc.outcome.reason, doc.outcome.detail = "time_budget_exceeded", str(exc)
+        return True
+    return False
+
+
+def _record(doc: _Document, measured: dict[str, float], config: CleanConfig, resolve) -> bool:
+    """Keep the next step's scores and decisions; whether the document has steps left to run."""
+    i, outcome = doc.next, doc.outcome
+    step = doc.steps[i]
+    doc.next += 1
+    outcome.scores.update(measured)
+    for check in step.checks(doc.rules, outcome.scores, doc.url, config, resolve):
+        if check is None:
+            continue
+        reason, passed, value = check
+        outcome.decisions.append(decision(STAGE, reason, value, passed))
+        if not passed and outcome.reason is None:
+            outcome.reason = reason
+            outcome.detail = f"{reason}: {value}" if value is not None else reason
+    if outcome.reason is not None and not config.measure_all:
+        skipped = sum(doc.rules_on[i + 1 :])
+        if skipped:
+            outcome.decisions.append(decision(STAGE, "rules_skipped_after_first_failure", skipped, True))
+        return False
+    return doc.next < len(doc.steps)
+
+
+def _mask(outcome: CleanOutcome) -> None:
+    from filters.pii import PII_VERSION, mask_pii
+
+    masked = mask_pii(outcome.text)
+    if masked.counts:
+        outcome.text = masked.text
+        outcome.pii_counts = dict(masked.counts)
+        outcome.transforms.append(transform(STAGE, "filters.pii.mask_pii", PII_VERSION, masked.counts))
+        outcome.decisions += [
+            decision(STAGE, f"pii:{kind}", n, True) for kind, n in sorted(masked.counts.items())
+        ]

@@ -91,6 +91,19 @@ def test_all_diet_speeches_are_japanese(lid, shared_data):
     assert len(speeches) == 2000 and low == []
 
 
+def test_scores_of_a_list_equal_each_text_alone(lid, shared_data):
+    # The clean stage scores a shard in one call; the probabilities must be fastText's own.
+    path = shared_data / "kokkai_speeches" / "speeches_sample2000.jsonl"
+    with open(path, encoding="utf-8") as lines:
+        speeches = [json.loads(line)["speech"][:500] for line in lines][:200]
+    texts = speeches + JAPANESE + CHINESE + ["", "\ud83d 雨", "hello world"]
+    alone = [lid.score(t, "ja") for t in texts]
+    assert lid.scores(texts, "ja") == alone
+    assert lid.scores(CHINESE, "zh") == [lid.score(t, "zh") for t in CHINESE]
+    chinese = alone[len(speeches) + len(JAPANESE) :][: len(CHINESE)]
+    assert min(alone[: len(speeches)]) > 0.9 and max(chinese) < 0.5 and lid.scores([]) == []
+
+
 def test_wikipedia_paragraphs_are_japanese(lid, shared_data):
     path = shared_data / "wikipedia_paragraphs_jsquad" / "jsquad_valid_wikipedia_paragraphs.jsonl"
     with open(path, encoding="utf-8") as lines:

@@ -411,3 +411,23 @@ def test_ngram_scores_equal_the_former_implementation_bit_for_bit(shared_data, d
     assert len(texts) > 1_300
     for text in texts:
         assert ngram_scores(text, definition) == _former_ngram_scores(text, definition), text[:40]
+
+
+@pytest.mark.parametrize("batch_chars", [1 << 20, 3_000])
+@pytest.mark.parametrize("definition", DEFINITIONS)
+def test_ngram_scores_of_a_batch_equal_each_text_alone(shared_data, definition, batch_chars, monkeypatch):
+    """Texts counted together (as the clean stage counts a shard) score exactly as alone, which
+    the test above ties to the former code: neighbours from two texts share nothing, also at
+    the texts' ends, and every batch boundary (small batches too) splits cleanly."""
+    import filters.repetition as repetition
+
+    monkeypatch.setattr(repetition, "BATCH_CHARS", batch_chars)
+    dev = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "clean_dev" / "texts.jsonl"
+    texts = _jsonl(dev, "text") + _speeches(shared_data)[:300] + _wikipedia(shared_data)[:300] + _edge_texts()
+    # The same endings in different texts (a shared tail must not look like a repeat), and the
+    # same text twice in a row.
+    texts += ["前文。" + t[-30:] for t in texts[:50]] + [texts[5], texts[5]]
+    random.Random(7).shuffle(texts)
+    alone = [repetition.ngram_scores(t, definition) for t in texts]
+    assert repetition.ngram_scores_many(texts, definition) == alone
+    assert repetition.ngram_scores_many([], definition) == []

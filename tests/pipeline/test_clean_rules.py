@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_config
-from pipeline.stages.clean_rules import STEPS, _plan, clean_document, score_names
+from pipeline.stages.clean_rules import STEPS, _plan, clean_document, clean_documents, score_names
 from sources.law_xml import law_xml_to_text
 from sources.warc import iter_warc_responses
 
@@ -230,6 +230,28 @@ def test_stopping_early_changes_no_verdict_and_no_recorded_decision():
             assert skipped == len(full.decisions) - len(recorded)
             assert fast.reason in {d["check"] for d in recorded if not d["passed"]}
     assert kept > 100 and rejected > 100
+
+
+@pytest.mark.parametrize("measure_all", [False, True])
+def test_a_shard_at_once_gets_each_documents_own_outcome(measure_all):
+    """clean_documents (the stage's path: n-grams and language id once for all the documents
+    that reach them) gives every document exactly what clean_document gives it alone, in a
+    mix of profiles, URLs and both repetition definitions."""
+    config = dataclasses.replace(
+        CONFIG, measure_all=measure_all, diet=dataclasses.replace(CONFIG.diet, repetition_definition="gopher")
+    )
+    assert config.web.repetition_definition != config.diet.repetition_definition
+    items = [
+        (text, None if i % 3 else f"https://example{i}.jp/a", source)
+        for i, (text, source) in enumerate(real_documents())
+    ]
+    items += [("", None, "commoncrawl"), ("\ud83d" + items[0][0], None, "commoncrawl")]
+    together = clean_documents(items, config=config)
+    alone = [clean_document(text, url=url, source=source, config=config) for text, url, source in items]
+    assert together == alone
+    assert sum(o.reason is None for o in together) > 100  # the batched steps ran on many
+    assert sum(o.scores["language_score"] is not None for o in together) > 100
+    assert {o.profile for o in together} >= {"web", "diet", "law"}
 
 
 @pytest.mark.parametrize("profile", ["web", "law", "diet", "synthetic"])
