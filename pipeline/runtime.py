@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections import deque
 from typing import Any, Callable, Iterable, Iterator
 
 import ray
-from ray.util import ActorPool
 
 from pipeline.errors import ClusterUnavailable, ShardFailed
 from pipeline.stage import RunContext, ShardSpec
@@ -57,25 +58,62 @@ class RayRuntime:
     def run_shards(
         self, stage_name: str, ctx: RunContext, shards: list[ShardSpec], num_workers: int | None
     ) -> Iterator[tuple[ShardSpec, ShardStats | None]]:
-        """Yield (shard, stats) as shards finish; raises ShardFailed on the first failure."""
+        """Yield (shard, stats) as shards finish; raises ShardFailed on the first failure.
+
+        A worker process that dies (SIGKILL, the OOM killer, a lost node) is replaced and its shard
+        run again, up to WORKER_DEATHS_PER_SHARD times: the shard was not done (its manifest is
+        written last), so the new attempt redoes it whole and nothing is counted twice. A shard
+        that raises is not retried: the same input would raise again.
+        """
         if not shards:
             return
         workers = min(num_workers or self.cpus(), len(shards))
-        actors = [_StageWorker.remote(stage_name, ctx) for _ in range(workers)]
-        pool = ActorPool(actors)
-        by_index = {s.index: s for s in shards}
+        idle = [_StageWorker.remote(stage_name, ctx) for _ in range(workers)]
+        queue = _ShardQueue(shards)
+        running: dict[ray.ObjectRef, tuple[Any, ShardSpec]] = {}
+        deaths: dict[int, int] = {}
         try:
-            for index, result in _unordered(pool, shards, stage_name):
+            while running or queue:
+                while idle and (shard := queue.next()) is not None:
+                    actor = idle.pop()
+                    running[actor.run.remote(shard)] = (actor, shard)
+                (ref,), _ = ray.wait(list(running), num_returns=1)
+                actor, shard = running.pop(ref)
+                try:
+                    _, result = ray.get(ref)
+                except ray.exceptions.RayActorError as exc:
+                    deaths[shard.index] = deaths.get(shard.index, 0) + 1
+                    cause = f"its Ray worker died ({type(exc).__name__})"
+                    if deaths[shard.index] > WORKER_DEATHS_PER_SHARD:
+                        raise ShardFailed(stage_name, shard.name, f"{cause} {deaths[shard.index]} times")
+                    print(
+                        f"[{stage_name}] {shard.name}: {cause}; running it again on a new worker",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    ray.kill(actor)
+                    idle.append(_StageWorker.remote(stage_name, ctx))
+                    queue.retry(shard)
+                    continue
+                except ray.exceptions.RayError as exc:
+                    raise ShardFailed(stage_name, shard.name, f"{type(exc).__name__}: {exc}") from None
+                idle.append(actor)
+                queue.finished(shard)
                 if isinstance(result, ShardFailed):
                     raise result
-                yield by_index[index], result
+                yield shard, result
         finally:
+            actors = idle + [actor for actor, _ in running.values()]
             try:
-                ray.get([actor.teardown.remote() for actor in actors], timeout=30)
+                ray.get([actor.teardown.remote() for actor in idle], timeout=30)
             except ray.exceptions.RayError:
                 pass  # a dead worker has nothing left to release
             for actor in actors:
                 ray.kill(actor)
+
+
+# Times a shard's worker may die before the stage fails (exit 3; a rerun resumes).
+WORKER_DEATHS_PER_SHARD = 2
 
 
 @ray.remote(num_cpus=1)
@@ -83,33 +121,38 @@ def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
     return fn(item)
 
 
-def _unordered(pool: ActorPool, shards: list[ShardSpec], stage_name: str) -> Iterator[tuple[int, Any]]:
-    """Results as shards finish. Shards of one serial group are submitted one after another, each
-    when the one before it has finished; all other shards at once."""
-    queues: dict[str, list[ShardSpec]] = {}
-    for shard in shards:
+class _ShardQueue:
+    """Shards to submit, in order. Shards of one serial group go one after another, each when the
+    one before it has finished; all other shards as soon as a worker is free."""
+
+    def __init__(self, shards: list[ShardSpec]):
+        self.free = deque(s for s in shards if s.serial is None)
+        self.groups: dict[str, deque[ShardSpec]] = {}
+        for shard in shards:
+            if shard.serial is not None:
+                self.groups.setdefault(shard.serial, deque()).append(shard)
+        self.busy: set[str] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self.free) or any(self.groups.values())
+
+    def next(self) -> ShardSpec | None:
+        for group, waiting in self.groups.items():
+            if waiting and group not in self.busy:
+                self.busy.add(group)
+                return waiting.popleft()
+        return self.free.popleft() if self.free else None
+
+    def finished(self, shard: ShardSpec) -> None:
+        self.busy.discard(shard.serial)
+
+    def retry(self, shard: ShardSpec) -> None:
+        """Run this shard again before any other of its group."""
         if shard.serial is None:
-            pool.submit(lambda actor, s: actor.run.remote(s), shard)
+            self.free.appendleft(shard)
         else:
-            queues.setdefault(shard.serial, []).append(shard)
-    serial_of = {s.index: s.serial for s in shards}
-
-    def submit_next(group: str) -> None:
-        if queues[group]:
-            pool.submit(lambda actor, s: actor.run.remote(s), queues[group].pop(0))
-
-    for group in queues:
-        submit_next(group)
-    while pool.has_next():
-        try:
-            index, result = pool.get_next_unordered()
-        except ray.exceptions.RayError as exc:
-            # The actor died (killed, out of memory) rather than the shard raising.
-            yield -1, ShardFailed(stage_name, "(unknown)", f"a Ray worker died: {type(exc).__name__}: {exc}")
-            continue
-        if serial_of.get(index) is not None:
-            submit_next(serial_of[index])
-        yield index, result
+            self.groups[shard.serial].appendleft(shard)
+            self.busy.discard(shard.serial)
 
 
 @ray.remote(num_cpus=1)
