@@ -16,10 +16,9 @@ The manifests are read one shard at a time, never the whole run at once.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ from manifests.layout import (
 from manifests.run_hashes import RUN_MANIFEST, RunHashesError, read_run_hashes, verify_run_hashes
 from manifests.schema import REQUIRED_COLUMNS, RETRIEVAL_COLUMNS
 
-__all__ = ["AuditInputError", "AuditReport", "Violation", "audit_run", "render"]
+__all__ = ["AuditInputError", "AuditReport", "Violation", "audit_run"]
 
 FIRST_STAGE, FINAL_STAGE = STAGE_ORDER[0], STAGE_ORDER[-1]
 MAX_LISTED = 1000  # violations listed in a report; all are counted
@@ -354,57 +353,3 @@ def _verify(
                     r["row"],
                 )
             )
-
-
-# -- report ------------------------------------------------------------------------------------
-
-
-def render(report: AuditReport, fmt: str = "md") -> str:
-    data: dict[str, Any] = asdict(report)
-    data["ok"] = report.ok
-    if fmt == "json":
-        return json.dumps(data, ensure_ascii=False, indent=2)
-    lines = [
-        f"# Audit of {report.run_dir}",
-        "",
-        f"- policy: {report.policy_file}",
-        f"- documents fetched: {report.documents_fetched}",
-        f"- included in the final shards: {report.documents_included} ({report.tokens_included} tokens)",
-        f"- rejected with a reason: {report.documents_rejected}"
-        + "".join(f"\n  - {stage}: {n}" for stage, n in report.rejected_by_stage.items()),
-        "- integrity: " + ", ".join(f"{k} {v}" for k, v in report.integrity.items() if k != "changed_files"),
-        f"- verdict: {'PASS' if report.ok else 'FAIL'}",
-    ]
-    if report.takedowns:
-        lines += [
-            "",
-            "## Takedowns",
-            "",
-            "| request | kind | value | mode | documents |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {t['request_id']} | {t['kind']} | {t['value']} | {t['mode']} | {t['documents']} |"
-            for t in report.takedowns
-        ]
-    if report.verification:
-        v = report.verification
-        lines += [
-            "",
-            "## Verification",
-            "",
-            f"- seed {v['seed']}, {len(v['sample'])} of {v['requested']} asked",
-        ]
-        lines += [f"- {status}: {n}" for status, n in v["counts"].items()]
-        lines += ["", "| document | source | status | detail |", "|---|---|---|---|"]
-        lines += [f"| {r['doc_id']} | {r['source']} | {r['status']} | {r['detail']} |" for r in v["results"]]
-    if report.notes:
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
-    if not report.ok:
-        lines += ["", "## Violations", ""]
-        lines += [f"- {check}: {n}" for check, n in sorted(report.violation_counts.items())]
-        lines += ["", "| check | document | file | row | problem |", "|---|---|---|---|---|"]
-        for v in report.violations:
-            row = "" if v.row is None else v.row
-            lines.append(f"| {v.check} | {v.doc_id or ''} | {v.file or ''} | {row} | {v.message} |")
-    return "\n".join(lines)

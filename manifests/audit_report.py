@@ -42,7 +42,8 @@ def report_dict(report: Any) -> dict[str, Any]:
 def render(report: Any, summary: dict[str, Any], fmt: str = "md") -> str:
     data = report_dict(report)
     if fmt == "json":
-        return json.dumps({"audit": data, "summary": summary}, ensure_ascii=False, indent=2, default=str)
+        # Flat: the report's fields at the top, as scripts read them, and the summary beside them.
+        return json.dumps({**data, "summary": summary}, ensure_ascii=False, indent=2, default=str)
     if fmt == "md":
         return _markdown(data, summary)
     if fmt == "html":

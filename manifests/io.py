@@ -6,8 +6,13 @@ file: a shard counts as done only once its manifest exists (DESIGN.md, "Stages")
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import json
+import os
+import signal
+import time
 import uuid
 from typing import Any
 
@@ -18,6 +23,15 @@ import pyarrow.parquet as pq
 from manifests.schema import MANIFEST_SCHEMA, MANIFEST_VERSION, VERSION_METADATA_KEY
 
 TMP_MARKER = ".tmp-"
+
+# Test-only fault injection (tests/reliability/, README "Reliability"). PIPELINE_FAULT holds
+# "<action>@<path suffix>" items separated by ";": when a file whose final path ends with the suffix
+# is committed, after its temporary file is written and before the rename, the writing process
+# misbehaves: `kill` (SIGKILL itself, as the OOM killer or a lost node would), `enospc` / `erofs`
+# (the write fails as on a full or read-only disk), `hang` (wait to be killed; needs the next
+# variable, where it writes its pid). With PIPELINE_FAULT_ONCE=DIR each item fires once across all
+# processes (a marker file in DIR), so a retried worker gets through. Unset, this costs one lookup.
+FAULT_ENV, FAULT_ONCE_ENV = "PIPELINE_FAULT", "PIPELINE_FAULT_ONCE"
 
 
 class ManifestError(Exception):
@@ -38,11 +52,55 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     try:
         with fs.open(tmp, "wb") as f:
             f.write(data)
+        if os.environ.get(FAULT_ENV):
+            _inject_fault(fs_path)
         fs.mv(tmp, fs_path)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
+    except BaseException as exc:
+        try:
+            if fs.exists(tmp):
+                fs.rm(tmp)
+        except OSError:
+            pass  # a disk that refused the write may refuse this too; resume removes orphans
+        if isinstance(exc, OSError):
+            # The OS error of a write() names no file: say which one. OSError(errno, ...) keeps the
+            # subclass (PermissionError, ...) and errno for callers.
+            if exc.errno is None:
+                raise OSError(f"cannot write {path}: {exc}") from exc
+            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
+
+
+def _inject_fault(final_path: str) -> None:
+    """See FAULT_ENV."""
+    for item in os.environ.get(FAULT_ENV, "").split(";"):
+        action, _, suffix = item.strip().partition("@")
+        if not suffix or not final_path.endswith(suffix):
+            continue
+        once_dir = os.environ.get(FAULT_ONCE_ENV)
+        if once_dir:
+            marker = os.path.join(once_dir, hashlib.sha256(item.strip().encode()).hexdigest()[:16])
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                continue  # fired already, in this process or another
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.close(fd)
+        if action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif action == "hang":
+            if not once_dir:
+                raise ValueError(f"{FAULT_ENV}: {item!r} needs {FAULT_ONCE_ENV} (where its pid is written)")
+            # Until killed; but never outlive the process that started this one (a Ray worker's
+            # raylet), nor ten minutes, so a test that fails cannot leave it behind.
+            parent, deadline = os.getppid(), time.monotonic() + 600
+            while os.getppid() == parent and time.monotonic() < deadline:
+                time.sleep(0.2)
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif action in ("enospc", "erofs"):
+            code = errno.ENOSPC if action == "enospc" else errno.EROFS
+            raise OSError(code, os.strerror(code))
+        else:
+            raise ValueError(f"{FAULT_ENV}: unknown fault {item!r} (kill, hang, enospc, erofs @ path suffix)")
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

@@ -58,9 +58,27 @@ def is_stage_complete(run_dir: str, stage: str) -> bool:
     return exists(stage_stats_path(run_dir, stage))
 
 
+def safe_name(name: str, what: str) -> str:
+    """``name`` if it is one plain file-name part, else ValueError: names that come from input (an
+    API's ids) must not lead a path out of the run directory.
+
+    >>> safe_name("121905261X00320240301", "issueID")
+    '121905261X00320240301'
+    >>> safe_name("../../etc/cron.d/x", "issueID")
+    Traceback (most recent call last):
+    ...
+    ValueError: issueID '../../etc/cron.d/x' cannot name a file (letters, digits and ._- only)
+    """
+    if not name or name in (".", "..") or not all(c.isalnum() and c.isascii() or c in "._-" for c in name):
+        raise ValueError(f"{what} {name!r} cannot name a file (letters, digits and ._- only)")
+    return name
+
+
 def raw_path(run_dir: str, source: str, key: str) -> str:
-    """Where an API answer is kept: the bytes a document's raw_sha256 is taken of."""
-    return f"{stage_dir(run_dir, 'fetch')}/raw/{source}/{key}.json"
+    """Where an API answer is kept: the bytes a document's raw_sha256 is taken of. ``key`` comes
+    from the API (an issueID, a law id) and is checked by :func:`safe_name`."""
+    name = safe_name(key, f"{source} id")
+    return f"{stage_dir(run_dir, 'fetch')}/raw/{safe_name(source, 'source')}/{name}.json"
 
 
 def source_dir(run_dir: str, source: str) -> str:

@@ -45,9 +45,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="check a finished run's provenance")
     audit.add_argument("run_dir", metavar="RUN_DIR")
-    audit.add_argument("--format", choices=["md", "json"], default="md")
+    audit.add_argument(
+        "--format", choices=["md", "json", "html"], default="md", help="the report printed on stdout"
+    )
+    audit.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where the reports (audit.md/json/html) and the data card go (default: RUN_DIR/audit)",
+    )
+    audit.add_argument(
+        "--policy", metavar="FILE", help="audit policy YAML (default: configs/audit_policy.yaml)"
+    )
+    audit.add_argument(
+        "--verify-sample",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fetch N included documents again from their sources and compare their bytes",
+    )
+    audit.add_argument("--seed", type=int, default=0, help="seed of the --verify-sample choice (default 0)")
 
     sub.add_parser("stages", help="list the stages in order")
+
+    stats = sub.add_parser("stats", help="summarise a run for researchers: tokens, rejects, distributions")
+    stats.add_argument("run_dir", metavar="RUN_DIR", help="run directory, local or fsspec URL")
+    stats.add_argument("--html", metavar="OUT", help="also write a single-file HTML report with the plots")
 
     curve = sub.add_parser(
         "minhash-curve", help="probability that two documents become dedup candidates, by Jaccard"
@@ -63,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.tokenizer_training import add_parser as add_tokenizer_parser
 
     add_tokenizer_parser(sub)  # train-tokenizer
+
+    from pipeline.takedown import add_parser as add_takedown_parser
+
+    add_takedown_parser(sub)  # takedown
     return parser
 
 
@@ -75,12 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "audit":
         return cmd_audit(args)
+    if args.command == "stats":
+        return cmd_stats(args)
     if args.command == "minhash-curve":
         return cmd_minhash_curve(args)
     if args.command in ("train-classifier", "score-classifier"):
         from pipeline.stages.quality_cli import cmd_score, cmd_train
 
         return cmd_train(args) if args.command == "train-classifier" else cmd_score(args)
+    if args.command == "takedown":
+        from pipeline.takedown import cmd_takedown
+
+        return cmd_takedown(args)
     if args.command == "train-tokenizer":
         from pipeline.tokenizer_training import cmd_train_tokenizer
 
@@ -146,14 +178,51 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from manifests.audit import audit_run, render
+    from manifests.audit import AuditInputError, audit_run
+    from manifests.audit_report import render, write_reports
+    from manifests.audit_summary import summarize
+    from manifests.datacard import write_datacard
+    from pipeline.tokenizer_models import load_tokenizer
 
     if not os.path.isdir(args.run_dir) and "://" not in args.run_dir:
         print(f"error: {args.run_dir}: no such run directory", file=sys.stderr)
         return EXIT_USAGE
-    report = audit_run(args.run_dir)
-    print(render(report, args.format))
+    if args.verify_sample < 0:
+        print("error: --verify-sample must be 0 or more", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        # The loader is passed in: manifests/ never imports pipeline/ (tests/test_architecture.py).
+        report = audit_run(args.run_dir, args.policy, args.verify_sample, args.seed, load_tokenizer)
+    except AuditInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    summary = summarize(args.run_dir)
+    print(render(report, summary, args.format))
+    # RUN_DIR/audit/ is outside the run-level hashes, so writing there never changes the run.
+    out_dir = args.out or f"{args.run_dir.rstrip('/')}/audit"
+    written = [*write_reports(report, summary, out_dir).values()]
+    written += write_datacard(args.run_dir, out_dir).values()
+    print(f"reports and data card: {', '.join(written)}", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_VIOLATIONS
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from manifests.io import ManifestError
+    from pipeline.run_statistics import RunStatsError, open_run
+    from pipeline.run_statistics_report import html_report, text_summary
+
+    try:
+        stats = open_run(args.run_dir)
+    except (RunStatsError, ManifestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(text_summary(stats), end="")
+    if args.html:
+        from manifests.io import atomic_write_bytes
+
+        atomic_write_bytes(args.html, html_report(stats).encode("utf-8"))
+        print(f"HTML report: {args.html}", file=sys.stderr)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

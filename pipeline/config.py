@@ -117,6 +117,11 @@ class CommonCrawlConfig(RightsConfig):
     data_url: str = "https://data.commoncrawl.org/"
     records_per_shard: int = 1000
     http: HttpConfig = field(default_factory=HttpConfig)
+    # Bounds on one WARC record (sources/warc_records.py): a record declaring a larger
+    # Content-Length is rejected `fetch_record_too_large` unread; a gzip member (or HTTP body)
+    # inflating past max_inflated_bytes is rejected `fetch_gzip_bomb`.
+    max_record_bytes: int = 16 << 20
+    max_inflated_bytes: int = 32 << 20
 
 
 @dataclass
@@ -125,6 +130,9 @@ class LocalConfig(RightsConfig):
 
     enabled: bool = False
     paths: list[str] = field(default_factory=list)
+    # As sources.commoncrawl's, for WARC files among `paths`.
+    max_record_bytes: int = 16 << 20
+    max_inflated_bytes: int = 32 << 20
 
 
 @dataclass
@@ -297,6 +305,11 @@ class ExtractConfig:
     timeout_seconds: float = 5.0
     # A page whose decoded text has more U+FFFD than this fraction is rejected with reason `charset`.
     max_replacement_fraction: float = 0.01
+    # Hostile pages: decoded HTML longer than this is rejected `html_too_large` (Common Crawl
+    # truncates at 1 MiB), and HTML or extracted text with a line longer than this `line_too_long`
+    # (a minified 1 MiB page is one line of at most about a million characters).
+    max_html_chars: int = 8_000_000
+    max_line_chars: int = 2_000_000
 
 
 @dataclass
@@ -451,6 +464,9 @@ class CleanConfig:
     # true: every rule measured and recorded on every document, to judge a threshold change on
     # rejected documents too (e.g. benchmarks/clean_quality.py --set clean.measure_all=true).
     measure_all: bool = False
+    # CPU seconds one document may take in clean, checked between rules (filters/text_budget.py);
+    # past it the document is rejected `time_budget_exceeded`. null: no limit.
+    time_budget_seconds: float | None = 10.0
 
 
 @dataclass
@@ -557,7 +573,8 @@ class TokenizeConfig:
     # of at most this many that share the doc_id; null never splits.
     max_tokens_per_piece: int | None = 65536
     # Output shard size. Both null: one output shard per input shard. Otherwise consecutive input
-    # shards are grouped into one output shard of about this many tokens, or bytes of token ids.
+    # shards are grouped into one output shard of about this many tokens, or bytes of token ids,
+    # and an input shard larger than that is cut between documents over several output shards.
     shard_target_tokens: int | None = None
     shard_target_bytes: int | None = None
     # Parquet row groups of about this many tokens, the unit a streaming reader loads.
@@ -566,6 +583,18 @@ class TokenizeConfig:
     # Threads each worker encodes with: Ray already runs one worker per CPU.
     threads_per_worker: int = 1
     training: TokenizerTrainingConfig = field(default_factory=TokenizerTrainingConfig)
+
+
+@dataclass
+class TakedownConfig:
+    """`python -m pipeline takedown` (pipeline/takedown.py): how a request changes the tokenized shards."""
+
+    # rewrite: the affected shards are written again without the documents' rows (later rows move
+    # up); mask: the layout is kept and the documents' token ids are overwritten with mask_id,
+    # their rows flagged `masked` (a training job that indexes rows by position keeps its indices).
+    mode: str = "rewrite"
+    # The id written over masked tokens: the tokenizer's pad token (4 is <pad|LLM-jp> in LLM-jp's).
+    mask_id: int = 0
 
 
 @dataclass
@@ -586,6 +615,7 @@ class Config:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    takedown: TakedownConfig = field(default_factory=TakedownConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     # Directory that relative paths are resolved against (the config file's); not part of the hash.
     base_dir: str = field(default=".", metadata={"internal": True})
@@ -788,6 +818,12 @@ def _validate(config: Config) -> None:
         raise ConfigError("sources.commoncrawl.cdx.crawls: name the crawls to query (e.g. [CC-MAIN-2024-22])")
     for key, value in (
         ("sources.commoncrawl.records_per_shard", cc.records_per_shard),
+        ("sources.commoncrawl.max_record_bytes", cc.max_record_bytes),
+        ("sources.commoncrawl.max_inflated_bytes", cc.max_inflated_bytes),
+        ("sources.local.max_record_bytes", config.sources.local.max_record_bytes),
+        ("sources.local.max_inflated_bytes", config.sources.local.max_inflated_bytes),
+        ("extract.max_html_chars", config.extract.max_html_chars),
+        ("extract.max_line_chars", config.extract.max_line_chars),
         ("sources.commoncrawl.http.concurrency", cc.http.concurrency),
         ("sources.commoncrawl.http.max_connections_per_host", cc.http.max_connections_per_host),
         ("sources.commoncrawl.http.max_attempts", cc.http.max_attempts),
@@ -820,6 +856,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("quality.min_hiragana_fraction: must be between 0 and 1")
     _validate_quality(config.quality)
     _validate_tokenize(config.tokenize)
+    if config.takedown.mode not in ("rewrite", "mask"):
+        raise ConfigError(f"takedown.mode: rewrite or mask, got {config.takedown.mode!r}")
+    if config.takedown.mask_id < 0:
+        raise ConfigError("takedown.mask_id: must not be negative")
 
 
 def _validate_quality(quality: QualityConfig) -> None:
@@ -983,6 +1023,8 @@ def _validate_dedup(dedup: DedupConfig) -> None:
 
 
 def _validate_clean(clean: CleanConfig) -> None:
+    if clean.time_budget_seconds is not None and clean.time_budget_seconds < 0:
+        raise ConfigError("clean.time_budget_seconds: must not be negative, or null")
     for source, profile in clean.profiles.items():
         if profile not in CLEAN_PROFILES:
             raise ConfigError(

@@ -9,9 +9,10 @@ from typing import TextIO
 import yaml
 
 from manifests.io import atomic_write_bytes, filesystem
+from manifests.run_hashes import write_run_hashes
 from pipeline import __version__
 from pipeline.config import Config, ConfigError
-from pipeline.errors import MissingInputError
+from pipeline.errors import MissingInputError, ShardFailed
 from pipeline.progress import StageProgress
 from pipeline.shards import done_shards, is_stage_complete, remove_orphans, sum_stage_stats
 from pipeline.stage import RunContext
@@ -89,12 +90,26 @@ def run(
     from pipeline.runtime import RayRuntime  # imported late: `stages` and bad configs never pay for Ray
 
     with RayRuntime(ray_address, config.runtime.num_cpus) as runtime:
-        atomic_write_bytes(f"{run_dir}/{RESOLVED_CONFIG}", config.to_yaml().encode("utf-8"))
+        try:
+            atomic_write_bytes(f"{run_dir}/{RESOLVED_CONFIG}", config.to_yaml().encode("utf-8"))
+        except OSError as exc:  # a read-only or full output location: exit 3 naming the path
+            raise ShardFailed(stages[0], "(run directory)", f"{type(exc).__name__}: {exc}") from exc
         for name in stages:
             run_stage(name, ctx, runtime, stream)
+    # The run-level hashes the audit checks every file against (manifests/run_hashes.py).
+    write_run_hashes(run_dir, config_base_dir=config.base_dir)
 
 
 def run_stage(name: str, ctx: RunContext, runtime, stream: TextIO) -> None:
+    try:
+        _run_stage(name, ctx, runtime, stream)
+    except OSError as exc:
+        # A full or read-only disk on the driver's side (plan files, stats): exit 3 naming the file;
+        # the workers' own write errors arrive as ShardFailed already.
+        raise ShardFailed(name, "(stage files)", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _run_stage(name: str, ctx: RunContext, runtime, stream: TextIO) -> None:
     stage = STAGES[name](ctx)
     remove_orphans(ctx.run_dir, name)
     shards = stage.plan()
@@ -105,5 +120,8 @@ def run_stage(name: str, ctx: RunContext, runtime, stream: TextIO) -> None:
         stage.prepare(shards, runtime.pmap)
         for _, stats in runtime.run_shards(name, ctx, pending, ctx.config.runtime.num_workers):
             progress.shard_done(stats.documents_in if stats else 0)
+    # Every shard is done, so no temporary file is still being written: those of a worker that died
+    # and was replaced (pipeline/runtime.py) go now, not at the next run.
+    remove_orphans(ctx.run_dir, name)
     total = sum_stage_stats(ctx.run_dir, name)
     progress.finish(total.summary())

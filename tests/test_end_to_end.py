@@ -173,4 +173,6 @@ def test_the_audit_catches_a_manifest_pointing_at_the_wrong_row(run_dir, tmp_pat
         table.set_column(table.schema.get_field_index("row"), "row", pa.array(rows, pa.int64())), path
     )
     report = json.loads(pipeline("audit", str(broken), "--format", "json", check=False).stdout)
-    assert report["violation_counts"] == {"integrity": 2}
+    # the two swapped rows, and the manifest file itself no longer matching run_manifest.json
+    assert report["violation_counts"] == {"integrity": 3}
+    assert sum("the shard disagrees" in v["message"] for v in report["violations"]) == 2

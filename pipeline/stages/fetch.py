@@ -165,7 +165,7 @@ class FetchStage(Stage):
         rejected: list[dict[str, Any]] = []
         kind = item["kind"]
         if kind == "warc":
-            docs, rows = self._fetch_warc(item)
+            docs, rows, rejected = self._fetch_warc(item)
         elif kind == "selection":
             docs, rows, rejected = self._fetch_selection(item)
         elif kind == "kokkai":
@@ -233,17 +233,34 @@ class FetchStage(Stage):
         }
         return row, doc
 
-    def _fetch_warc(self, item: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-        from sources.warc import iter_warc_responses
+    def _fetch_warc(self, item: dict[str, Any]) -> tuple[list[dict], list[dict], list[dict]]:
+        from sources.warc_records import WarcLimits, WarcRecordError, iter_warc_records
 
         cc = self.config.sources.commoncrawl
+        own = getattr(self.config.sources, item["source"])  # commoncrawl or local: its own limits
+        limits = WarcLimits(max_record_bytes=own.max_record_bytes, max_inflated_bytes=own.max_inflated_bytes)
         filename = warc_filename(item["uri"], cc.data_url)
-        docs, rows = [], []
-        for rec in iter_warc_responses(item["path"], timeout=cc.http.timeout_seconds):
+        docs, rows, rejected = [], [], []
+        for rec in iter_warc_records(item["path"], timeout=cc.http.timeout_seconds, limits=limits):
+            if isinstance(rec, WarcRecordError):
+                # A damaged or hostile record is rejected with its bytes' coordinates; the rest are read.
+                locator = {"warc_filename": filename, "offset": rec.offset, "length": rec.length}
+                row, entry = rejected_row(
+                    self._row,
+                    item["source"],
+                    f"{filename}@{rec.offset}",
+                    item["uri"],
+                    locator,
+                    f"fetch_{rec.reason}",
+                    rec.problem,
+                )
+                rows.append(row)
+                rejected.append(entry)
+                continue
             row, doc = self._record_row(item["source"], filename, rec)
             rows.append(row)
             docs.append(doc)
-        return docs, rows
+        return docs, rows, rejected
 
     def _fetch_selection(self, item: dict[str, Any]) -> tuple[list[dict], list[dict], list[dict]]:
         from pipeline.stages.cc_selection import read_selection

@@ -62,7 +62,7 @@ def test_the_three_formats_carry_the_figures(run, tmp_path):
     assert sorted(Path(p).name for p in paths.values()) == ["audit.html", "audit.json", "audit.md"]
     data = json.loads(Path(paths["json"]).read_text())
     assert (
-        data["audit"]["ok"] is report.ok and data["summary"]["tokens_included"] == summary["tokens_included"]
+        data["ok"] is report.ok and data["summary"]["tokens_included"] == summary["tokens_included"]
     )
     md = Path(paths["md"]).read_text()
     assert f"| kokkai | {summary['included_by']['source']['kokkai']['documents']} |" in md
@@ -140,4 +140,5 @@ def test_values_from_the_web_are_escaped_in_every_format():
     assert violation_row.count(" | ") == 4  # the URL's "|" does not make a sixth column
     assert "| c | egov | unreachable |" in md
     data = json.loads(render(report, summary, "json"))
-    assert data["audit"]["violations"][0]["doc_id"] == HOSTILE_ID and data["audit"]["ok"] is False
+    assert data["violations"][0]["doc_id"] == HOSTILE_ID and data["ok"] is False
+    assert data["summary"]["included_by"]["source"][HOSTILE_ID]["documents"] == 1

@@ -64,10 +64,11 @@ def test_a_run_dir_is_not_reused_with_another_config(tmp_path):
 
 
 def test_a_failing_stage_exits_3_naming_stage_shard_and_input_and_keeps_done_shards(tmp_path):
-    # A real WARC cut short in its second record: fetch must fail on that shard and say how to resume.
-    good = (REPO / "sample" / "cc_whirlwind.warc.gz").read_bytes()
-    truncated = tmp_path / "truncated.warc.gz"
-    truncated.write_bytes(good[:10_000])
+    # A JSON Lines file cut short in its second line: fetch must fail on that shard and say how to
+    # resume. (A damaged WARC record is rejected instead, and the run goes on: test_hostile_input.py.)
+    good = (REPO / "sample" / "wikipedia_ja.jsonl").read_text(encoding="utf-8").splitlines()
+    truncated = tmp_path / "truncated.jsonl"
+    truncated.write_text(good[0] + "\n" + good[1][:40] + "\n", encoding="utf-8")
     run_dir = tmp_path / "run"
     proc = pipeline(
         "run",
@@ -82,7 +83,7 @@ def test_a_failing_stage_exits_3_naming_stage_shard_and_input_and_keeps_done_sha
     )
     assert proc.returncode == 3, proc.stderr
     assert "stage 'fetch' failed on shard part-00001" in proc.stderr
-    assert "truncated.warc.gz" in proc.stderr and "rerun the same command" in proc.stderr
+    assert "truncated.jsonl" in proc.stderr and "rerun the same command" in proc.stderr
     assert (run_dir / "fetch" / "part-00000.manifest.parquet").exists()  # the good shard stays done
     assert not (run_dir / "fetch" / "part-00001.manifest.parquet").exists()
     assert not (run_dir / "fetch" / "stats.json").exists()
