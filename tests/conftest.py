@@ -32,6 +32,9 @@ status)`` (``time`` from ``time.monotonic()`` at arrival; ``query`` parsed, valu
 host, it is the per-host concurrency the client allowed. A request counts as in flight from its
 arrival until just before its last body bytes are written, so the server never over-counts.
 
+``sample_run`` (session-scoped) is one finished ``python -m pipeline run`` of the bundled sample with
+the default config, shared by the audit, notebook and fault tests: copy it before changing it.
+
 ``write_columnar_index`` is a callable fixture: ``write_columnar_index(path, rows) -> list[Path]``
 writes rows (dicts with columnar-index column names) as Parquet with the real schema's types
 (``tests/data/commoncrawl/cc_index_schema_flat.json``); ``path`` ending in ``.parquet`` gives one
@@ -45,6 +48,7 @@ import dataclasses
 import json
 import math
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -435,3 +439,20 @@ def write_columnar_index_fixture(path, rows: list[dict[str, Any]]) -> list[Path]
 @pytest.fixture
 def write_columnar_index():
     return write_columnar_index_fixture
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> Path:
+    """The bundled sample run once per session (minutes with Ray, so shared); copy it to change it.
+    `audit` writes its reports into RUN_DIR/audit/, which the run-level hashes leave out."""
+    run = tmp_path_factory.mktemp("sample") / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--run-dir", str(run)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"sample run failed, exit {proc.returncode}:\n{proc.stderr[-4000:]}")
+    return run

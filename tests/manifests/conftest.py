@@ -1,5 +1,4 @@
-"""A finished run of the bundled sample, made once per session, and a fresh copy of it per test
-(to tamper with), for the audit's tests."""
+"""A fresh copy per test (to tamper with) of the session's sample run (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -17,14 +16,6 @@ def run_pipeline(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True, timeout=900
     )
-
-
-@pytest.fixture(scope="session")
-def sample_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("audit-sample") / "run"
-    proc = run_pipeline("run", "--run-dir", str(run))
-    assert proc.returncode == 0, proc.stderr
-    return run
 
 
 @pytest.fixture

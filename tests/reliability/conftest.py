@@ -6,13 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reliability.helpers import explain, pipeline
 
 
 @pytest.fixture(scope="session")
-def baseline(tmp_path_factory) -> Path:
-    """The bundled sample run once with no fault: what every faulty run must end up equal to."""
-    run = tmp_path_factory.mktemp("baseline") / "run"
-    proc = pipeline("run", "--run-dir", str(run))
-    assert proc.returncode == 0, explain(proc)
-    return run
+def baseline(sample_run) -> Path:
+    """The bundled sample run with no fault (tests/conftest.py): what every faulty run must end up
+    equal to. Tests copy it (helpers.copy_until) and never change it."""
+    return sample_run

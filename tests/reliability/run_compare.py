@@ -19,7 +19,9 @@ WALL_TIME_FIELDS = ("seconds", "peak_worker_rss_mib")
 
 
 def run_files(run_dir: Path) -> dict[str, Path]:
-    return {str(p.relative_to(run_dir)): p for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    """The run's files, without the audit's reports (audit/), which are not part of the run."""
+    files = {str(p.relative_to(run_dir)): p for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    return {rel: p for rel, p in files.items() if not rel.startswith("audit/")}
 
 
 def temp_files(run_dir: Path) -> list[str]:
