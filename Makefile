@@ -20,7 +20,7 @@ run: $(VENV)/.installed
 	$(BIN)/python -m pipeline audit runs/sample
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=15
 
 clean-runs:
 	rm -rf runs

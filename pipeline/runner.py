@@ -97,7 +97,10 @@ def run(
         for name in stages:
             run_stage(name, ctx, runtime, stream)
     # The run-level hashes the audit checks every file against (manifests/run_hashes.py).
-    write_run_hashes(run_dir, config_base_dir=config.base_dir)
+    try:
+        write_run_hashes(run_dir, config_base_dir=config.base_dir)
+    except OSError as exc:
+        raise ShardFailed(stages[-1], "(run_manifest.json)", f"{type(exc).__name__}: {exc}") from exc
 
 
 def run_stage(name: str, ctx: RunContext, runtime, stream: TextIO) -> None:

@@ -40,6 +40,9 @@ class RayRuntime:
                     f"cannot join the Ray cluster at {self.address}: {first_line}"
                 ) from None
         else:
+            # A raylet aborts when its dashboard agent takes over 30 s to register, which a loaded
+            # machine can exceed ("The current node timed out during startup"); give it 3 minutes.
+            os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
             ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False, **common)
             self.started_local = True
         return self

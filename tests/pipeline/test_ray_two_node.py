@@ -13,7 +13,7 @@ those two sessions (raylets start their workers in the same session).
 
 Loopback only, on 127.0.0.2 (head) and 127.0.0.3 (worker node): Ray replaces "127.0.0.1" and
 "localhost" by the machine's interface address, and RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which
-stops that for test_ray_cluster.py's one node, makes `ray start --address` refuse to add a node.
+stops that for a single node, makes `ray start --address` refuse to add a node.
 Other addresses of 127.0.0.0/8 are loopback on Linux and left alone. Ray >= 2.59 turns on token
 authentication, so every process shares RAY_AUTH_TOKEN.
 """
@@ -257,25 +257,10 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def single_node_run(tmp_path_factory) -> Path:
-    """The whole pipeline on the bundled sample with a local Ray the CLI starts and stops."""
-    run_dir = tmp_path_factory.mktemp("single") / "run"
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
-    env["RAY_agent_register_timeout_ms"] = "180000"  # see TwoNodeCluster
-    for _ in range(3):
-        proc = subprocess.run(
-            [sys.executable, "-m", "pipeline", "run", "--run-dir", str(run_dir)],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        # a local Ray that could not start in time on a loaded machine did no work: start again
-        if "timed out during startup" not in proc.stderr:
-            break
-    assert proc.returncode == 0, proc.stderr
-    return run_dir
+def single_node_run(sample_run) -> Path:
+    """The whole pipeline on the bundled sample with a local Ray the CLI starts and stops
+    (the session's sample run, tests/conftest.py)."""
+    return sample_run
 
 
 def wait_for_task_events(cluster: TwoNodeCluster, jobs: set[str], names: set[str]) -> dict[str, set[str]]:
