@@ -58,8 +58,18 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
 _NO_AMENDMENT = "000000000000000"
 # [0-9] and [0-9A-Za-z] rather than \d and \w, which would also accept full-width digits.
 _REVISION_ID = re.compile(r"([0-9A-Za-z]+)_([0-9]{8})_([0-9A-Za-z]+)")
-# <rev>/<rev>.xml, possibly under a folder (a ZIP unpacked and zipped again often gains one).
-_LAW_MEMBER = re.compile(r"(?:.*/)?([^/]+)/\1\.xml")
+
+
+def _law_member_revision(name: str) -> str | None:
+    """<rev> of a member named <rev>/<rev>.xml, possibly under a folder (a ZIP unpacked and zipped
+    again often gains one); else None. Split, not a regex: a backreference pattern for this
+    backtracks quadratically on crafted member names."""
+    parts = name.split("/")
+    if len(parts) >= 2 and parts[-2] and parts[-1] == f"{parts[-2]}.xml":
+        return parts[-2]
+    return None
+
+
 _READ_CHUNK = 1024 * 1024
 # What zipfile raises for one member's damaged data: bad header magic or CRC, a broken deflate or
 # LZMA stream, data that ends early, an unsupported method, encryption. An OSError is the file's
@@ -210,17 +220,16 @@ def _not_zip_problem(handle: IO[bytes], err: Exception) -> str:
 def _law_members(archive: zipfile.ZipFile) -> list[str]:
     # A set: a ZIP may repeat a name, and zipfile then reads the last entry of that name.
     names = {info.filename for info in archive.infolist() if not info.is_dir()}
-    return sorted(name for name in names if _LAW_MEMBER.fullmatch(name))
+    return sorted(name for name in names if _law_member_revision(name) is not None)
 
 
 def _read_law(path: str, archive: zipfile.ZipFile, member: str, max_member_bytes: int) -> BulkLaw:
     def fail(problem: str) -> SourceError:
         return SourceError(path, f"member {member}: {problem}")
 
-    match = _LAW_MEMBER.fullmatch(member)
-    if match is None:
+    revision_id = _law_member_revision(member)
+    if revision_id is None:
         raise fail("not a law member (expected <law_revision_id>/<law_revision_id>.xml)")
-    revision_id = match.group(1)
     try:
         law_id, enforcement_date, amendment_law_id = parse_revision_id(revision_id)
     except ValueError as err:

@@ -437,3 +437,23 @@ def test_download_gives_up_after_the_retries(serve, client, waits, tmp_path):
     assert (err.value.status, err.value.attempts) == (503, 3)
     assert len(server.requests) == 3 and len(waits) == 2
     assert not dest.exists()
+
+
+@pytest.mark.parametrize(
+    "name, revision",
+    [
+        ("322AC0000000067_20240401_505AC0000000063/322AC0000000067_20240401_505AC0000000063.xml",
+         "322AC0000000067_20240401_505AC0000000063"),
+        ("all_xml/405AC0000000088_20230401_504AC0000000068/405AC0000000088_20230401_504AC0000000068.xml",
+         "405AC0000000088_20230401_504AC0000000068"),
+        ("405AC0000000088/405AC0000000089.xml", None),
+        ("405AC0000000088.xml", None),
+        ("/.xml", None),
+        # crafted: what a backreference regex backtracks on quadratically (a minute and more)
+        ("a" * 50_000 + "/" + "a" * 49_999 + ".xml", None),
+    ],
+)
+def test_law_members_are_recognised_by_name_in_linear_time(name, revision):
+    from sources.egov_bulk import _law_member_revision
+
+    assert _law_member_revision(name) == revision
