@@ -17,10 +17,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
+from filters.urls import host_of
 from manifests.schema import OSAID_CLASSES, SOURCES
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "configs" / "audit_policy.yaml"
@@ -129,13 +129,6 @@ def load_policy(path: str | Path | None = None) -> Policy:
     )
 
 
-def host_of(url: str | None) -> str:
-    try:
-        return (urlsplit(url or "").hostname or "").lower()
-    except ValueError:
-        return ""
-
-
 def in_domain(host: str, domain: str) -> bool:
     """The host is the domain or one of its subdomains.
 
@@ -166,7 +159,7 @@ def policy_problems(policy: Policy, row: dict[str, Any]) -> list[str]:
         problems.append(f"OSAID class '{row['osaid_class']}' is not allowed")
     problems += _optout_problems(policy, row.get("optout"))
     url = row.get("source_uri")
-    host = host_of(url)
+    host = host_of(url) if url else None
     if url in policy.blocked_urls:
         problems.append(f"URL {url} is blocked by the policy")
     for domain in policy.blocked_domains:

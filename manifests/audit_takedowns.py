@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from manifests.audit_policy import host_of, in_domain
+from filters.urls import host_of
+from manifests.audit_policy import in_domain
 from manifests.io import filesystem
 
 TAKEDOWN_LOG = "takedowns.jsonl"

@@ -69,11 +69,12 @@ OBTAINED = {
 }
 
 
-def write_datacard(run_dir: str, out_dir: str) -> dict[str, str]:
-    """DATACARD.md, croissant.json and document-listing.csv in `out_dir`; returns their paths."""
+def write_datacard(run_dir: str, out_dir: str, summary: dict[str, Any] | None = None) -> dict[str, str]:
+    """DATACARD.md, croissant.json and document-listing.csv in `out_dir`; returns their paths.
+    `summary` is summarize(run_dir) when the caller has it already (the audit does)."""
     run_dir, out_dir = run_dir.rstrip("/"), out_dir.rstrip("/")
     config = _resolved_config(run_dir)
-    summary = summarize(run_dir)
+    summary = summary if summary is not None else summarize(run_dir)
     facts = {
         "config": config,
         "summary": summary,

@@ -21,7 +21,8 @@ import json
 from typing import Any
 
 # Reading the log is the audit's job (one parser); the takedown command only appends to it.
-from manifests.audit_policy import host_of, in_domain
+from filters.urls import host_of
+from manifests.audit_policy import in_domain
 from manifests.audit_takedowns import TAKEDOWN_LOG
 
 KINDS = ("url", "domain", "doc_id")

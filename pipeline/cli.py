@@ -201,7 +201,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     # RUN_DIR/audit/ is outside the run-level hashes, so writing there never changes the run.
     out_dir = args.out or f"{args.run_dir.rstrip('/')}/audit"
     written = [*write_reports(report, summary, out_dir).values()]
-    written += write_datacard(args.run_dir, out_dir).values()
+    written += write_datacard(args.run_dir, out_dir, summary).values()
     print(f"reports and data card: {', '.join(written)}", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_VIOLATIONS
 

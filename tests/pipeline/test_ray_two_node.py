@@ -256,13 +256,6 @@ def cluster(tmp_path_factory):
         c.stop()
 
 
-@pytest.fixture(scope="module")
-def single_node_run(sample_run) -> Path:
-    """The whole pipeline on the bundled sample with a local Ray the CLI starts and stops
-    (the session's sample run, tests/conftest.py)."""
-    return sample_run
-
-
 def wait_for_task_events(cluster: TwoNodeCluster, jobs: set[str], names: set[str]) -> dict[str, set[str]]:
     """Workers report task events to the GCS about once a second: wait until every name is seen."""
     deadline = time.monotonic() + 60
@@ -307,10 +300,10 @@ def copy_stages(src: Path, dst: Path, stages: list[str]) -> None:
         shutil.copytree(src / stage, dst / stage)
 
 
-def test_dedup_stage_on_two_nodes_matches_a_single_node_run(cluster, single_node_run, tmp_path):
+def test_dedup_stage_on_two_nodes_matches_a_single_node_run(cluster, sample_run, tmp_path):
     # dedup's input is the single-node run's clean stage, so every dedup file must come out the same
     run_dir = tmp_path / "run"
-    copy_stages(single_node_run, run_dir, ["fetch", "extract", "clean"])
+    copy_stages(sample_run, run_dir, ["fetch", "extract", "clean"])
     before = cluster.job_ids()
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "run", "--stage", "dedup", "--run-dir", str(run_dir)]
@@ -330,11 +323,11 @@ def test_dedup_stage_on_two_nodes_matches_a_single_node_run(cluster, single_node
     assert len(node_ids) == 2
     assert seen.get(STAGE_TASK) == node_ids, f"dedup shards ran on {seen.get(STAGE_TASK)}, nodes {node_ids}"
 
-    assert_same_stage(run_dir, single_node_run, "dedup", byte_identical=True)
-    assert _untimed(run_dir / "dedup" / "stats.json") == _untimed(single_node_run / "dedup" / "stats.json")
+    assert_same_stage(run_dir, sample_run, "dedup", byte_identical=True)
+    assert _untimed(run_dir / "dedup" / "stats.json") == _untimed(sample_run / "dedup" / "stats.json")
 
 
-def test_whole_run_submitted_as_a_ray_job_matches_a_single_node_run(cluster, single_node_run, tmp_path):
+def test_whole_run_submitted_as_a_ray_job_matches_a_single_node_run(cluster, sample_run, tmp_path):
     run_dir = tmp_path / "run"
     before = cluster.job_ids()
     # The entrypoint runs on the head node, with RAY_ADDRESS set by the job server: it joins.
@@ -360,7 +353,7 @@ def test_whole_run_submitted_as_a_ray_job_matches_a_single_node_run(cluster, sin
     # Fetch records when each document was retrieved, so manifests of two whole runs differ in
     # time; the documents themselves, rejections included, are the same rows.
     for stage in ("fetch", "extract", "clean", "dedup", "quality", "tokenize"):
-        assert_same_stage_documents(run_dir, single_node_run, stage)
+        assert_same_stage_documents(run_dir, sample_run, stage)
     audit = subprocess.run(
         [sys.executable, "-m", "pipeline", "audit", str(run_dir), "--format", "json"],
         cwd=REPO,

@@ -14,6 +14,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from japanese_texts import LAW, SPEECHES, WIKI
 
 from manifests.io import read_manifest, write_manifest
 from manifests.layout import manifest_path, shard_stats_path
@@ -22,24 +23,12 @@ from pipeline.shards import run_shard, sum_stage_stats
 from pipeline.stages.tokenize import TokenizeStage
 from pipeline.stages.tokenize_pieces import split_pieces
 from pipeline.tokenizer_models import TokenizerError, load_tokenizer
-from sources.law_xml import law_xml_to_text
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("JCORPUS_SHARED_DATA", REPO.parent / "shared" / "data"))
 V22 = REPO / "sample" / "tokenizer_llm_jp_v2.2" / "tokenizer.json"
 V31 = SHARED / "tokenizer_llm_jp" / "models__ver3.1__llm-jp-tokenizer-100k.ver3.1.model"
 # Japanese Wikipedia paragraphs (CC BY-SA 4.0), 行政手続法 (e-Gov), Diet speeches: all bundled.
-WIKI = [
-    json.loads(line)["text"] for line in (REPO / "sample" / "wikipedia_ja.jsonl").read_text().splitlines()
-]
-LAW = law_xml_to_text(
-    (REPO / "tests/data/egov/405AC0000000088_20240401_504AC0100000052.xml").read_bytes()
-).text
-SPEECHES = [
-    s["speech"]
-    for m in json.loads((REPO / "sample/kokkai/meetings_rebuilt.json").read_text())["meetingRecord"]
-    for s in m["speechRecord"]
-]
 LICENSES = {
     "local": "CC-BY-SA-4.0",
     "egov": "LicenseRef-JP-Copyright-Art13-NonCopyrightable",

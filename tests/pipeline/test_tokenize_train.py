@@ -9,25 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
+from japanese_texts import LAW, SPEECHES, WIKI
 
 from pipeline.cli import main
 from pipeline.stages.tokenize import TokenizeStage
 from pipeline.tokenizer_models import load_tokenizer
 from pipeline.tokenizer_training import sample_documents
-from sources.law_xml import law_xml_to_text
 
 REPO = Path(__file__).resolve().parents[2]
-WIKI = [
-    json.loads(line)["text"] for line in (REPO / "sample" / "wikipedia_ja.jsonl").read_text().splitlines()
-]
-LAW = law_xml_to_text(
-    (REPO / "tests/data/egov/405AC0000000088_20240401_504AC0100000052.xml").read_bytes()
-).text
-SPEECHES = [
-    s["speech"]
-    for m in json.loads((REPO / "sample/kokkai/meetings_rebuilt.json").read_text())["meetingRecord"]
-    for s in m["speechRecord"]
-]
 SMALL = ["--set", "tokenize.training.vocab_size=2000", "--set", "tokenize.training.threads=1"]
 
 
