@@ -1,7 +1,10 @@
 """The Ray runtime: the one module that imports ray.
 
-Shards run on a pool of Ray actors, one stage object per actor, so a stage's expensive
-resources (fastText model, tokenizer) load once per worker process, not once per shard.
+One pool of Ray actors serves the whole run: every stage's shards and every all-to-all step
+(`pmap`) run on the same worker processes, which load a stage's expensive resources (fastText
+model, tokenizer, trafilatura's child) once per stage and release them when the stage ends. A fresh
+pool per stage cost 1.5 to 5 CPU seconds a stage in process start-up and imports
+(benchmarks/RESULTS.md), more than the stages' own work on a small corpus.
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ from pipeline.errors import ClusterUnavailable, ShardFailed
 from pipeline.stage import RunContext, ShardSpec
 from pipeline.stats import ShardStats
 
+# Times one shard's or task's worker may die before the stage fails (exit 3; a rerun resumes).
+WORKER_DEATHS_PER_SHARD = 2
+
 
 class RayRuntime:
-    """Starts a local Ray (and shuts it down) or joins an existing cluster."""
+    """Starts a local Ray (and shuts it down) or joins an existing cluster; owns the worker pool."""
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None):
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.num_cpus = num_cpus
         self.started_local = False
+        self.pool: list[Any] = []
 
     def __enter__(self) -> RayRuntime:
         if ray.is_initialized():
@@ -48,15 +55,26 @@ class RayRuntime:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.started_local:
-            ray.shutdown()
+        try:
+            self._close_pool()
+        finally:
+            if self.started_local:
+                ray.shutdown()
 
     def cpus(self) -> int:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def pmap(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        """Run `fn` (any picklable callable) on every item as a Ray task; results in input order."""
-        return ray.get([_apply.remote(fn, item) for item in items])
+        """Run `fn` (any picklable callable) on every item on the pool's workers; results in input
+        order. An exception raised by `fn` propagates (as Ray's error, an instance of its class)."""
+        items = list(items)
+        results: list[Any] = [None] * len(items)
+        calls = [_Call(i) for i in range(len(items))]
+        for call, ref in self._schedule(
+            "task", calls, lambda actor, call: actor.apply.remote(fn, items[call.key])
+        ):
+            results[call.key] = ray.get(ref)
+        return results
 
     def run_shards(
         self, stage_name: str, ctx: RunContext, shards: list[ShardSpec], num_workers: int | None
@@ -70,113 +88,180 @@ class RayRuntime:
         """
         if not shards:
             return
-        workers = min(num_workers or self.cpus(), len(shards))
-        idle = [_StageWorker.remote(stage_name, ctx) for _ in range(workers)]
-        queue = _ShardQueue(shards)
-        running: dict[ray.ObjectRef, tuple[Any, ShardSpec]] = {}
-        deaths: dict[int, int] = {}
+        by_index = {s.index: s for s in shards}
+        calls = [_Call(s.index, s.serial) for s in shards]
+        try:
+            for call, ref in self._schedule(
+                stage_name,
+                calls,
+                lambda actor, call: actor.run.remote(stage_name, ctx, by_index[call.key]),
+                num_workers,
+                label=lambda call: by_index[call.key].name,
+            ):
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    raise ShardFailed(
+                        stage_name, by_index[call.key].name, f"{type(exc).__name__}: {exc}"
+                    ) from None
+                if isinstance(result, ShardFailed):
+                    raise result
+                yield by_index[call.key], result
+        finally:
+            self._release(stage_name)
+
+    def _schedule(
+        self,
+        what: str,
+        calls: list[_Call],
+        submit: Callable[[Any, _Call], Any],
+        num_workers: int | None = None,
+        label: Callable[[_Call], str] = lambda call: f"task {call.key}",
+    ) -> Iterator[tuple[_Call, Any]]:
+        """Submit calls to idle workers, yield (call, finished ref) as each finishes; a call whose
+        worker died is resubmitted on a new worker."""
+        idle = self._grow_pool(min(num_workers or self.cpus(), len(calls)))
+        queue = _CallQueue(calls)
+        running: dict[Any, tuple[Any, _Call]] = {}
+        deaths: dict[Any, int] = {}
         try:
             while running or queue:
-                while idle and (shard := queue.next()) is not None:
+                while idle and (call := queue.next()) is not None:
                     actor = idle.pop()
-                    running[actor.run.remote(shard)] = (actor, shard)
+                    running[submit(actor, call)] = (actor, call)
                 (ref,), _ = ray.wait(list(running), num_returns=1)
-                actor, shard = running.pop(ref)
+                actor, call = running.pop(ref)
                 try:
-                    _, result = ray.get(ref)
+                    ray.get(ref, timeout=0)
                 except ray.exceptions.RayActorError as exc:
-                    deaths[shard.index] = deaths.get(shard.index, 0) + 1
+                    deaths[call.key] = deaths.get(call.key, 0) + 1
                     cause = f"its Ray worker died ({type(exc).__name__})"
-                    if deaths[shard.index] > WORKER_DEATHS_PER_SHARD:
-                        raise ShardFailed(stage_name, shard.name, f"{cause} {deaths[shard.index]} times")
+                    if deaths[call.key] > WORKER_DEATHS_PER_SHARD:
+                        raise ShardFailed(what, label(call), f"{cause} {deaths[call.key]} times") from None
                     print(
-                        f"[{stage_name}] {shard.name}: {cause}; running it again on a new worker",
+                        f"[{what}] {label(call)}: {cause}; running it again on a new worker",
                         file=sys.stderr,
                         flush=True,
                     )
-                    ray.kill(actor)
-                    idle.append(_StageWorker.remote(stage_name, ctx))
-                    queue.retry(shard)
+                    idle.append(self._replace(actor))
+                    queue.retry(call)
                     continue
-                except ray.exceptions.RayError as exc:
-                    raise ShardFailed(stage_name, shard.name, f"{type(exc).__name__}: {exc}") from None
+                except ray.exceptions.RayError:
+                    pass  # the caller's ray.get raises it, with its own context
                 idle.append(actor)
-                queue.finished(shard)
-                if isinstance(result, ShardFailed):
-                    raise result
-                yield shard, result
+                queue.finished(call)
+                yield call, ref
         finally:
-            actors = idle + [actor for actor, _ in running.values()]
-            try:
-                ray.get([actor.teardown.remote() for actor in idle], timeout=30)
-            except ray.exceptions.RayError:
-                pass  # a dead worker has nothing left to release
-            for actor in actors:
-                ray.kill(actor)
+            # A failure leaves calls running; their workers are replaced, not waited for.
+            for actor, _ in running.values():
+                self._replace(actor)
+
+    def _grow_pool(self, n: int) -> list[Any]:
+        """The first n workers of the pool, started if not there yet."""
+        while len(self.pool) < n:
+            self.pool.append(_StageWorker.remote())
+        return list(reversed(self.pool[:n]))
+
+    def _replace(self, actor: Any) -> Any:
+        ray.kill(actor)
+        new = _StageWorker.remote()
+        self.pool[self.pool.index(actor)] = new
+        return new
+
+    def _release(self, stage_name: str) -> None:
+        """The stage's resources (child processes, models) go when its shards are done."""
+        try:
+            ray.get([actor.release.remote(stage_name) for actor in self.pool], timeout=30)
+        except ray.exceptions.RayError:
+            pass  # a dead worker has nothing left to release
+
+    def _close_pool(self) -> None:
+        try:
+            ray.get([actor.release.remote(None) for actor in self.pool], timeout=30)
+        except ray.exceptions.RayError:
+            pass
+        for actor in self.pool:
+            ray.kill(actor)
+        self.pool = []
 
 
-# Times a shard's worker may die before the stage fails (exit 3; a rerun resumes).
-WORKER_DEATHS_PER_SHARD = 2
+class _Call:
+    """One unit of scheduled work: a shard (key = its index) or a pmap item (key = its position)."""
+
+    __slots__ = ("key", "serial")
+
+    def __init__(self, key: Any, serial: str | None = None):
+        self.key = key
+        self.serial = serial
 
 
-@ray.remote(num_cpus=1)
-def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
-    return fn(item)
+class _CallQueue:
+    """Calls to submit, in order. Calls of one serial group go one after another, each when the
+    one before it has finished; all other calls as soon as a worker is free."""
 
-
-class _ShardQueue:
-    """Shards to submit, in order. Shards of one serial group go one after another, each when the
-    one before it has finished; all other shards as soon as a worker is free."""
-
-    def __init__(self, shards: list[ShardSpec]):
-        self.free = deque(s for s in shards if s.serial is None)
-        self.groups: dict[str, deque[ShardSpec]] = {}
-        for shard in shards:
-            if shard.serial is not None:
-                self.groups.setdefault(shard.serial, deque()).append(shard)
+    def __init__(self, calls: list[_Call]):
+        self.free = deque(c for c in calls if c.serial is None)
+        self.groups: dict[str, deque[_Call]] = {}
+        for call in calls:
+            if call.serial is not None:
+                self.groups.setdefault(call.serial, deque()).append(call)
         self.busy: set[str] = set()
 
     def __bool__(self) -> bool:
         return bool(self.free) or any(self.groups.values())
 
-    def next(self) -> ShardSpec | None:
+    def next(self) -> _Call | None:
         for group, waiting in self.groups.items():
             if waiting and group not in self.busy:
                 self.busy.add(group)
                 return waiting.popleft()
         return self.free.popleft() if self.free else None
 
-    def finished(self, shard: ShardSpec) -> None:
-        self.busy.discard(shard.serial)
+    def finished(self, call: _Call) -> None:
+        self.busy.discard(call.serial)
 
-    def retry(self, shard: ShardSpec) -> None:
-        """Run this shard again before any other of its group."""
-        if shard.serial is None:
-            self.free.appendleft(shard)
+    def retry(self, call: _Call) -> None:
+        """Run this call again before any other of its group."""
+        if call.serial is None:
+            self.free.appendleft(call)
         else:
-            self.groups[shard.serial].appendleft(shard)
-            self.busy.discard(shard.serial)
+            self.groups[call.serial].appendleft(call)
+            self.busy.discard(call.serial)
 
 
 @ray.remote(num_cpus=1)
 class _StageWorker:
-    def __init__(self, stage_name: str, ctx: RunContext):
-        from pipeline.stages import STAGES
+    """One worker process of the pool: runs any stage's shards and any pmap task."""
 
-        self.stage = STAGES[stage_name](ctx)
-        self.ready = False
+    def __init__(self) -> None:
+        self.stages: dict[str, Any] = {}  # stage name -> (run key, set-up stage)
 
-    def teardown(self) -> None:
-        if self.ready:
-            self.stage.teardown()
-
-    def run(self, shard: ShardSpec) -> tuple[int, ShardStats | ShardFailed | None]:
+    def run(self, stage_name: str, ctx: RunContext, shard: ShardSpec) -> ShardStats | ShardFailed | None:
         from pipeline.shards import run_shard
 
         try:
-            if not self.ready:
-                self.stage.setup()
-                self.ready = True
-            return shard.index, run_shard(self.stage, shard)
+            return run_shard(self._stage(stage_name, ctx), shard)
         except Exception as exc:  # reported to the driver with the shard that failed
-            return shard.index, ShardFailed(self.stage.name, shard.name, f"{type(exc).__name__}: {exc}")
+            return ShardFailed(stage_name, shard.name, f"{type(exc).__name__}: {exc}")
+
+    def apply(self, fn: Callable[[Any], Any], item: Any) -> Any:
+        return fn(item)
+
+    def release(self, stage_name: str | None) -> None:
+        """Tear down one stage (None: all) set up in this process."""
+        for name in [stage_name] if stage_name else list(self.stages):
+            if name in self.stages:
+                _, stage = self.stages.pop(name)
+                stage.teardown()
+
+    def _stage(self, stage_name: str, ctx: RunContext):
+        key = (ctx.run_dir, ctx.config_sha256)
+        if stage_name in self.stages and self.stages[stage_name][0] != key:
+            self.release(stage_name)
+        if stage_name not in self.stages:
+            from pipeline.stages import STAGES
+
+            stage = STAGES[stage_name](ctx)
+            stage.setup()
+            self.stages[stage_name] = (key, stage)
+        return self.stages[stage_name][1]
