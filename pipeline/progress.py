@@ -49,9 +49,12 @@ class StageProgress:
             self.stream.write(self.line() + "\n")
         self.stream.flush()
 
-    def finish(self, summary: str) -> None:
+    def finish(self, summary: str, cpu_seconds: float | None = None) -> None:
+        """The stage's summary line; `cpu_seconds`, when the stage did work, is what its workers and
+        the driver spent on it (Ray's own processes not included)."""
         if self.live and self.done > self.skipped:
             self.stream.write("\n")
         skipped = f", {self.skipped} shards skipped (already done)" if self.skipped else ""
-        self.stream.write(f"[{self.stage}] {summary}{skipped}\n")
+        cost = f"; {cpu_seconds:.1f} CPU s" if cpu_seconds is not None else ""
+        self.stream.write(f"[{self.stage}] {summary}{skipped}{cost}\n")
         self.stream.flush()

@@ -119,12 +119,15 @@ def _run_stage(name: str, ctx: RunContext, runtime, stream: TextIO) -> None:
     done = set(done_shards(ctx.run_dir, name))  # one listing, not one existence check per shard
     pending = [s for s in shards if s.name not in done]
     progress = StageProgress(name, len(shards), len(shards) - len(pending), stream)
+    cpu_seconds = None
     if pending:
+        cpu_before = runtime.cpu_seconds()
         stage.prepare(shards, runtime.pmap)
         for _, stats in runtime.run_shards(name, ctx, pending, ctx.config.runtime.num_workers):
             progress.shard_done(stats.documents_in if stats else 0)
+        cpu_seconds = runtime.cpu_seconds() - cpu_before
     # Every shard is done, so no temporary file is still being written: those of a worker that died
     # and was replaced (pipeline/runtime.py) go now, not at the next run.
     remove_orphans(ctx.run_dir, name)
     total = sum_stage_stats(ctx.run_dir, name)
-    progress.finish(total.summary())
+    progress.finish(total.summary(), cpu_seconds)

@@ -64,6 +64,17 @@ class RayRuntime:
     def cpus(self) -> int:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds so far of this driver and of the pool's live workers, their reaped children
+        (trafilatura's) included: a stage's cost is the difference across it."""
+        import time
+
+        try:
+            workers = sum(ray.get([actor.cpu_seconds.remote() for actor in self.pool], timeout=30))
+        except ray.exceptions.RayError:
+            workers = 0.0  # a dead worker's seconds are gone; the figure is informative only
+        return time.process_time() + workers
+
     def pmap(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """Run `fn` (any picklable callable) on every item on the pool's workers; results in input
         order. An exception raised by `fn` propagates (as Ray's error, an instance of its class)."""
@@ -243,6 +254,12 @@ class _StageWorker:
             return run_shard(self._stage(stage_name, ctx), shard)
         except Exception as exc:  # reported to the driver with the shard that failed
             return ShardFailed(stage_name, shard.name, f"{type(exc).__name__}: {exc}")
+
+    def cpu_seconds(self) -> float:
+        import resource
+
+        own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
     def apply(self, fn: Callable[[Any], Any], item: Any) -> Any:
         return fn(item)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -46,10 +47,13 @@ def file_digests(root: Path) -> dict[str, str]:
 def run_dir(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("golden") / "run"
     # First the two first stages alone, then the rest: `--stage` reads what is on disk.
-    pipeline("run", "--run-dir", str(run), "--stage", "fetch", "--stage", "extract")
+    first = pipeline("run", "--run-dir", str(run), "--stage", "fetch", "--stage", "extract")
     assert not (run / "clean").exists()
     proc = pipeline("run", "--run-dir", str(run))
     assert "[fetch]" in proc.stderr and "shards skipped" in proc.stderr.split("[clean]")[0]
+    # Each stage that did work ends with what its workers and the driver spent on it.
+    cpu = re.findall(r"^\[(\w+)\] \d+ documents in, .*; ([\d.]+) CPU s$", first.stderr + proc.stderr, re.M)
+    assert [stage for stage, _ in cpu] == list(STAGE_ORDER) and all(float(s) > 0 for _, s in cpu)
     return run
 
 
@@ -135,6 +139,7 @@ def test_a_second_run_changes_nothing_and_skips_everything(run_dir):
     before = file_digests(run_dir)
     proc = pipeline("run", "--run-dir", str(run_dir))
     assert file_digests(run_dir) == before
+    assert "CPU s" not in proc.stderr  # no stage did any work
     for stage in STAGE_ORDER:
         shards = len(list((run_dir / stage).glob("part-?????.manifest.parquet")))
         assert f"[{stage}]" in proc.stderr and f"{shards} shards skipped (already done)" in proc.stderr
