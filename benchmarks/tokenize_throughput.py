@@ -1,6 +1,7 @@
 """The tokenize stage against the tokenizer alone: tokens per second per core, and bytes per token.
 
-    python benchmarks/tokenize_throughput.py [--shared ../shared/data] [--repeat 5]
+    python benchmarks/tokenize_throughput.py [--shared ../shared/data] [--repeat 5] [--tokenizer v3.1]
+                                             [--join N] [--profile N]
 
 Texts: 2,000 Diet speeches and the JSQuAD Wikipedia paragraphs of ../shared/data (real Japanese,
 1.84 M characters), in input shards of 1,000 documents whose manifest rows are as large as a
@@ -18,9 +19,17 @@ real run's (10 transforms, 43 decisions, locator and opt-out JSON). For each tok
   whatever else the machine runs); rates are the best of --repeat runs, the ratios the median over
   runs where raw and stage were measured one after the other;
 - overhead: what the stage spends beyond the flat encode, in CPU microseconds per document;
+- floor: the per-shard I/O that any stage does around its own work and that the tokenize stage
+  cannot leave out: read the documents (doc_id, text) and their manifest rows, and write the
+  manifest back (the framework's writer), in CPU microseconds per document; "ceiling" is the ratio
+  the stage would reach if everything else it does (rows, ids, .bin/.idx, stats) cost nothing:
+  raw / (raw + floor), median over the same runs;
 - bytes/token: the output files (Parquet zstd; .bin + .idx) over the tokens written.
 
 Ray's start-up and scheduling are not in the stage figure: they are per run and per shard, not per token.
+--join N makes each document of N consecutive texts (joined by a newline): the same text and tokens
+in fewer, longer documents, to tell per-document costs from per-token ones. --profile N prints, after
+the table, the N functions with the most CPU time of one more stage run per output (cProfile).
 Prints figures; asserts nothing.
 """
 
@@ -34,7 +43,10 @@ import sys
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
+import pstats  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -50,9 +62,10 @@ from manifests.io import atomic_write_json, atomic_write_parquet, manifest_table
 from manifests.layout import docs_path, manifest_path, stage_stats_path  # noqa: E402
 from manifests.schema import doc_id, new_row  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
-from pipeline.shards import run_shard, sum_stage_stats  # noqa: E402
+from pipeline.shards import input_shards, run_shard, sum_stage_stats  # noqa: E402
 from pipeline.stage import RunContext  # noqa: E402
 from pipeline.stages.tokenize import TokenizeStage  # noqa: E402
+from pipeline.stages.tokenize_manifest import read_aligned  # noqa: E402
 
 DOCS_PER_SHARD = 1000
 TOKENIZERS = {
@@ -86,6 +99,14 @@ def load_texts(shared: Path) -> list[tuple[str, str]]:
                 seen.add(text)
                 texts.append(("local", text))
     return texts
+
+
+def join_texts(texts: list[tuple[str, str]], n: int) -> list[tuple[str, str]]:
+    """Documents of `n` consecutive texts joined by a newline (the first one's source)."""
+    if n <= 1:
+        return texts
+    chunks = (texts[i : i + n] for i in range(0, len(texts), n))
+    return [(chunk[0][0], "\n".join(t for _, t in chunk)) for chunk in chunks]
 
 
 def realistic_row(source: str, i: int) -> dict:
@@ -152,15 +173,31 @@ def flat_seconds(stage: TokenizeStage, texts: pa.Array) -> tuple[float, int]:
     return time.process_time() - started, tokens
 
 
-def stage_seconds(run_dir: str, overrides: list[str]) -> tuple[float, dict, dict[str, int]]:
+def floor_seconds(run_dir: str) -> float:
+    """Seconds of reading every input shard's documents and manifest rows as the stage does, and
+    writing the manifest back as the framework does: what no tokenize stage can leave out."""
+    started = time.process_time()
+    for shard in input_shards(run_dir, "quality"):
+        _, manifest = read_aligned([shard.inputs])
+        write_manifest(f"{run_dir}/floor/{shard.name}.manifest.parquet", manifest)
+    return time.process_time() - started
+
+
+def stage_seconds(
+    run_dir: str, overrides: list[str], profile: cProfile.Profile | None = None
+) -> tuple[float, dict, dict[str, int]]:
     """Seconds of every shard's run_shard, the stage's counts, and bytes of each output kind."""
     config = load_config(None, overrides)
     ctx = RunContext(run_dir=run_dir, config=config, config_sha256=config.sha256(), pipeline_version="bench")
     stage = TokenizeStage(ctx)
     shards = stage.plan()  # loads the tokenizer, as the driver does; not timed
     started = time.process_time()
+    if profile is not None:
+        profile.enable()
     for shard in shards:
         run_shard(stage, shard)
+    if profile is not None:
+        profile.disable()
     seconds = time.process_time() - started
     out = Path(run_dir) / "tokenize"
     sizes = {
@@ -175,19 +212,22 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--tokenizer", default="", help="only the tokenizers whose name contains this")
+    parser.add_argument("--join", type=int, default=1, help="texts joined into one document")
+    parser.add_argument("--profile", type=int, default=0, help="print this many functions per output")
     args = parser.parse_args()
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
-    texts = load_texts(args.shared)
+    texts = join_texts(load_texts(args.shared), args.join)
     print(
         f"{len(texts)} documents, {sum(len(t) for _, t in texts):,} characters, "
         f"{DOCS_PER_SHARD} a shard, one core"
     )
     print(
         "| tokenizer | output | raw tokens/s | flat tokens/s | stage tokens/s | ratio | ratio to flat "
-        "| overhead µs/doc | Parquet bytes/token | .bin+.idx bytes/token |"
+        "| overhead µs/doc | floor µs/doc | ceiling | Parquet bytes/token | .bin+.idx bytes/token |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    profiles: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         write_quality(f"{tmp}/input", texts)
         plain = [t for _, t in texts]
@@ -199,7 +239,7 @@ def main() -> None:
             probe = TokenizeStage(RunContext(tmp, load_config(None, tok_overrides), "", "bench"))
             probe.setup()
             for output, out_overrides in OUTPUTS.items():
-                raw, flat, stage = [], [], []
+                raw, flat, floor, stage = [], [], [], []
                 for k in range(args.repeat):
                     run_dir = f"{tmp}/run"
                     os.makedirs(run_dir)
@@ -208,8 +248,10 @@ def main() -> None:
                     if k % 2 == 0:
                         raw.append(raw_seconds(probe, plain))
                         flat.append(flat_seconds(probe, arrow))
+                        floor.append(floor_seconds(run_dir))
                     stage.append(stage_seconds(run_dir, tok_overrides + out_overrides))
                     if k % 2 == 1:
+                        floor.append(floor_seconds(run_dir))
                         flat.append(flat_seconds(probe, arrow))
                         raw.append(raw_seconds(probe, plain))
                     shutil.rmtree(run_dir)
@@ -219,6 +261,8 @@ def main() -> None:
                 ratio = statistics.median(r[0] / s[0] for r, s in zip(raw, stage))
                 ratio_flat = statistics.median(f[0] / s[0] for f, s in zip(flat, stage))
                 overhead = statistics.median(s[0] - f[0] for f, s in zip(flat, stage)) / len(plain) * 1e6
+                floor_us = statistics.median(floor) / len(plain) * 1e6
+                ceiling = statistics.median(r[0] / (r[0] + f) for r, f in zip(raw, floor))
                 raw_s, flat_s = min(r[0] for r in raw), min(f[0] for f in flat)
                 stage_s = min(s[0] for s in stage)
                 per_token = {k: f"{v / counts['tokens_out']:.2f}" if v else "" for k, v in sizes.items()}
@@ -227,9 +271,21 @@ def main() -> None:
                 print(
                     f"| {name} | {output} | {tokens / raw_s:,.0f} | {tokens / flat_s:,.0f} | "
                     f"{tokens / stage_s:,.0f} | {ratio:.2f} | {ratio_flat:.2f} | {overhead:.0f} | "
-                    f"{per_token['parquet']} | {per_token['megatron']} |",
+                    f"{floor_us:.0f} | {ceiling:.2f} | {per_token['parquet']} | {per_token['megatron']} |",
                     flush=True,
                 )
+                if args.profile:
+                    profile = cProfile.Profile()
+                    run_dir = f"{tmp}/run"
+                    os.makedirs(run_dir)
+                    os.symlink(f"{tmp}/input/quality", f"{run_dir}/quality")
+                    stage_seconds(run_dir, tok_overrides + out_overrides, profile)
+                    shutil.rmtree(run_dir)
+                    text = io.StringIO()
+                    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(args.profile)
+                    profiles.append((f"{name}, {output}", text.getvalue()))
+    for title, text in profiles:
+        print(f"\n## {title}: one stage run, by own CPU time\n{text.strip()}")
 
 
 if __name__ == "__main__":

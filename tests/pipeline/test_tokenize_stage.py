@@ -16,10 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from japanese_texts import LAW, SPEECHES, WIKI
 
-from manifests.io import read_manifest, write_manifest
+from manifests.io import ManifestError, manifest_table, read_manifest, write_manifest
 from manifests.layout import manifest_path, shard_stats_path
 from pipeline.config import ConfigError, load_config
 from pipeline.shards import run_shard, sum_stage_stats
+from pipeline.stage import decision, transform
 from pipeline.stages.tokenize import TokenizeStage
 from pipeline.stages.tokenize_pieces import split_pieces
 from pipeline.tokenizer_models import TokenizerError, load_tokenizer
@@ -195,6 +196,54 @@ def test_without_a_maximum_or_eos_a_row_is_the_whole_document(shards):
     assert result.kept.num_rows == len(real_docs()) and set(result.kept.column("piece").to_pylist()) == {0}
     law = result.kept.to_pylist()[len(WIKI)]
     assert law["num_tokens"] > 10000 and stage.tokenizer.decode(law["input_ids"]) == LAW
+
+
+# manifest rows -------------------------------------------------------------------------------------
+
+
+def test_manifest_rows_come_through_whole_with_the_tokenizer_and_token_position_added(shards):
+    """The stage reads the manifest's repeated strings as dictionaries (tokenize_manifest.py): every
+    other column of every row, nulls included, must come out as it went in."""
+    docs = real_docs()
+    spec = write_input(shards, 2, docs)
+    path = manifest_path(shards.run_dir, "quality", "part-00002")
+    before = read_manifest(path).to_pylist()
+    for i, row in enumerate(before):  # earlier stages' records, as after the quality stage
+        row["transforms"] = [transform("clean", f"filters.rule{k}", "1.0", {"k": k}) for k in range(i % 4)]
+        row["decisions"] = [
+            decision("clean", "language_score_lid176_v1:ja", 0.98, True),
+            decision("extract", "optout", None, True),
+            decision("quality", "hiragana_fraction_v1", i / len(before), True),
+        ]
+        row["attribution"] = "出典：国会会議録検索システム" if row["source"] == "kokkai" else None
+        row["legal_basis"] = ["JP-Copyright-Art30-4", "JP-Copyright-Art40-1"][: 1 + i % 2]
+    # Rows in another order than the documents: the stage aligns them by doc_id.
+    write_manifest(path, manifest_table(before[::-1]))
+    stage = TokenizeStage(shards.context())
+    run_shard(stage, spec)
+    after = read_manifest(manifest_path(shards.run_dir, "tokenize", "part-00002")).to_pylist()
+    assert [r["doc_id"] for r in after] == [r["doc_id"] for r in before]
+    added = {"transforms", "shard", "row", "num_tokens"}
+    for old, new in zip(before, after):
+        assert {k: v for k, v in new.items() if k not in added} == {
+            k: v for k, v in old.items() if k not in added
+        }
+        assert new["transforms"][:-1] == old["transforms"]
+        assert new["transforms"][-1]["stage"] == "tokenize"
+        assert new["transforms"][-1]["tool"] == "tokenizers:tokenizer.json"
+        assert new["shard"] == "tokenize/part-00002.parquet" and new["num_tokens"] > 0
+
+
+def test_an_input_manifest_of_another_major_version_or_lacking_a_column_is_refused_naming_it(shards):
+    spec = write_input(shards, 0, real_docs()[:3])
+    path = manifest_path(shards.run_dir, "quality", "part-00000")
+    table = read_manifest(path)
+    pq.write_table(table.replace_schema_metadata({b"manifest_version": b"2.0"}), path)
+    with pytest.raises(ManifestError, match=r"part-00000.manifest.parquet: manifest schema version 2.0"):
+        TokenizeStage(shards.context()).process(spec)
+    pq.write_table(table.drop_columns(["license"]), path)
+    with pytest.raises(ManifestError, match=r"part-00000.manifest.parquet: manifest lacks columns"):
+        TokenizeStage(shards.context()).process(spec)
 
 
 # statistics and shard sizes -------------------------------------------------------------------------
