@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -122,7 +123,7 @@ def _run_stage(name: str, ctx: RunContext, runtime, stream: TextIO) -> None:
     cpu_seconds = None
     if pending:
         cpu_before = runtime.cpu_seconds()
-        stage.prepare(shards, runtime.pmap)
+        stage.prepare(shards, functools.partial(runtime.pmap, stage=name))
         for _, stats in runtime.run_shards(name, ctx, pending, ctx.config.runtime.num_workers):
             progress.shard_done(stats.documents_in if stats else 0)
         cpu_seconds = runtime.cpu_seconds() - cpu_before

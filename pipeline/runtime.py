@@ -39,6 +39,7 @@ class RayRuntime:
             return self
         common = {"logging_level": logging.WARNING, "log_to_driver": True}
         if self.address:
+            _check_reachable(self.address)
             try:
                 ray.init(address=self.address, **common)
             except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
@@ -75,14 +76,18 @@ class RayRuntime:
             workers = 0.0  # a dead worker's seconds are gone; the figure is informative only
         return time.process_time() + workers
 
-    def pmap(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    def pmap(self, fn: Callable[[Any], Any], items: Iterable[Any], stage: str = "(all-to-all)") -> list[Any]:
         """Run `fn` (any picklable callable) on every item on the pool's workers; results in input
         order. An exception raised by `fn` propagates (as Ray's error, an instance of its class)."""
         items = list(items)
         results: list[Any] = [None] * len(items)
         calls = [_Call(i) for i in range(len(items))]
+        name = getattr(fn, "__name__", type(fn).__name__)
         for call, ref in self._schedule(
-            "task", calls, lambda actor, call: actor.apply.remote(fn, items[call.key])
+            stage,
+            calls,
+            lambda actor, call: actor.apply.remote(fn, items[call.key]),
+            label=lambda call: f"{name} task {call.key}",
         ):
             results[call.key] = ray.get(ref)
         return results
@@ -127,7 +132,7 @@ class RayRuntime:
         calls: list[_Call],
         submit: Callable[[Any, _Call], Any],
         num_workers: int | None = None,
-        label: Callable[[_Call], str] = lambda call: f"task {call.key}",
+        label: Callable[[_Call], str] = str,
     ) -> Iterator[tuple[_Call, Any]]:
         """Submit calls to idle workers, yield (call, finished ref) as each finishes; a call whose
         worker died is resubmitted on a new worker."""
@@ -163,9 +168,10 @@ class RayRuntime:
                 queue.finished(call)
                 yield call, ref
         finally:
-            # A failure leaves calls running; their workers are replaced, not waited for.
+            # A failure leaves calls running: their workers are stopped, not waited for.
             for actor, _ in running.values():
-                self._replace(actor)
+                ray.kill(actor)
+                self.pool.remove(actor)
 
     def _grow_pool(self, n: int) -> list[Any]:
         """The first n workers of the pool, started if not there yet."""
@@ -194,6 +200,22 @@ class RayRuntime:
         for actor in self.pool:
             ray.kill(actor)
         self.pool = []
+
+
+def _check_reachable(address: str, timeout_seconds: float = 10.0) -> None:
+    """Fail fast when nothing listens at a HOST:PORT address: ray.init retries an unreachable GCS
+    for minutes, logging, where the user needs one line and exit 2. ("auto" is left to Ray.)"""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_seconds).close()
+    except OSError as exc:
+        raise ClusterUnavailable(
+            f"cannot join the Ray cluster at {address}: nothing answers at {host}:{port} ({exc})"
+        ) from None
 
 
 class _Call:

@@ -46,6 +46,18 @@ def test_bad_usage_exits_2_with_one_line_and_writes_nothing(tmp_path, args, mess
     assert not run_dir.exists()
 
 
+def test_a_cluster_that_cannot_be_joined_exits_2_at_once_and_writes_nothing(tmp_path):
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on: bound, never listening
+        closed.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{closed.getsockname()[1]}"
+        proc = pipeline("run", "--run-dir", str(tmp_path / "run"), "--ray-address", address)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: cannot join the Ray cluster at {address}")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_stage_without_its_input_exits_2_naming_the_missing_stage(tmp_path):
     run_dir = tmp_path / "run"
     proc = pipeline("run", "--run-dir", str(run_dir), "--stage", "dedup")
