@@ -4,6 +4,10 @@ Row i of `part-NNNNN.parquet` is sequence i of `part-NNNNN.bin`; its `token_star
 the row's token range in the shard's stream (the .bin's elements, and the Parquet rows' input_ids
 concatenated), so any token position leads to a document, its source and its licence, and a
 document's range can be cut out without tokenizing again (tokenize_takedown.py).
+
+Every shard has a boolean `masked` column, false when written: a takedown in mask mode flips it on
+the rows whose ids it overwrote, so every shard of a run keeps one schema (`datasets` refuses to
+load files whose columns differ) and a training loader skips the rows where it is true.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from manifests.io import TMP_MARKER, filesystem
 NUMPY_DTYPES = {"uint16": np.uint16, "int32": np.int32, "uint32": np.uint32}
 RIGHTS_COLUMNS = ("source", "license", "osaid_class", "redistribution")
 METADATA_KEY = b"jcorpus.tokenizer"
+MASKED_COLUMN = "masked"
 MAX_CHUNK_TOKENS = 2**31 - 1
 # Megatron-LM's index (megatron/core/datasets/indexed_dataset.py): magic, then DType codes.
 MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
@@ -33,7 +38,7 @@ def rows_schema(dtype: str, with_ids: bool) -> pa.Schema:
     if with_ids:
         fields.append(("input_ids", pa.list_(pa.from_numpy_dtype(NUMPY_DTYPES[dtype]))))
     fields += [("num_tokens", pa.int64()), ("token_start", pa.int64()), ("token_end", pa.int64())]
-    return pa.schema(fields + [(c, pa.string()) for c in RIGHTS_COLUMNS])
+    return pa.schema(fields + [(c, pa.string()) for c in RIGHTS_COLUMNS] + [(MASKED_COLUMN, pa.bool_())])
 
 
 def with_special_tokens(
@@ -76,6 +81,7 @@ def rows_table(
     columns["token_start"] = pa.array(offsets[:-1], pa.int64())
     columns["token_end"] = pa.array(offsets[1:], pa.int64())
     columns.update(rights)
+    columns[MASKED_COLUMN] = pa.array(np.zeros(len(offsets) - 1, bool))
     dtype = str(stream.dtype)
     table = pa.table(columns, schema=rows_schema(dtype, with_ids))
     return table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True)})

@@ -6,8 +6,10 @@ training copy is rebuilt from the stored ids. Two ways (`takedown.mode`):
 - rewrite: the Parquet rows without their rows (later rows' token ranges renumbered), and the
   Megatron .bin/.idx (when the shard has them) without their ranges;
 - mask: the same layout, every row kept, their ids overwritten with `mask_id` (a pad token) in
-  `input_ids` and the .bin, and a boolean `masked` column true on their rows (a training loader
-  skips those rows; a Megatron reader sees sequences of the pad id). The .idx is not touched.
+  `input_ids` and the .bin, and the shard's boolean `masked` column (written false by the stage,
+  tokenize_output.py) set true on their rows (a training loader skips those rows; a Megatron
+  reader sees sequences of the pad id). The .idx is not touched. The schema stays that of every
+  other shard of the run, so the run still loads as one dataset.
 
 Files are written under `out_prefix` (a temporary name); pipeline/takedown.py renames them into
 place and updates the manifests (this module knows nothing of manifests).
@@ -25,7 +27,7 @@ import pyarrow.compute as pc
 from manifests.io import atomic_write_bytes, filesystem, read_parquet
 from pipeline.stages import tokenize_output as out
 
-MASKED_COLUMN = "masked"
+MASKED_COLUMN = out.MASKED_COLUMN
 INDEX_COLUMNS = ("doc_id", "piece", "num_tokens", "source", "license")
 
 
@@ -104,13 +106,16 @@ def _rewrite(shard_prefix, rows, hit, removed, out_prefix, row_group_tokens) -> 
 def _mask(shard_prefix, rows, hit, removed, out_prefix, mask_id, row_group_tokens) -> ShardCut:
     metadata = json.loads(rows.schema.metadata[out.METADATA_KEY])
     masked = hit.to_numpy(zero_copy_only=False)
-    if MASKED_COLUMN in rows.column_names:  # masked before by another request
+    flag_at = rows.schema.get_field_index(MASKED_COLUMN)
+    if flag_at >= 0:  # rows masked before by another request stay masked
         masked = masked | rows.column(MASKED_COLUMN).to_numpy(zero_copy_only=False)
-        rows = rows.drop_columns([MASKED_COLUMN])
     if "input_ids" in rows.column_names:
         at = rows.schema.get_field_index("input_ids")
         rows = rows.set_column(at, "input_ids", _masked_ids(rows.column("input_ids"), masked, mask_id))
-    rows = rows.append_column(pa.field(MASKED_COLUMN, pa.bool_()), pa.array(masked, pa.bool_()))
+    flag, values = pa.field(MASKED_COLUMN, pa.bool_()), pa.array(masked, pa.bool_())
+    # Flipped in place, so the shard's schema stays the run's; appended only to a shard tokenized
+    # before the stage wrote the column.
+    rows = rows.set_column(flag_at, flag, values) if flag_at >= 0 else rows.append_column(flag, values)
     rows = rows.replace_schema_metadata({out.METADATA_KEY: json.dumps(metadata, sort_keys=True)})
     atomic_write_bytes(f"{out_prefix}.parquet", out.parquet_bytes(rows, row_group_tokens))
     cut = ShardCut(removed, _first_rows(rows.column("doc_id").to_pylist()), [".parquet"])

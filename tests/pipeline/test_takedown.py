@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from tokenizers import Tokenizer
 
@@ -287,4 +288,38 @@ def test_temporaries_of_a_takedown_killed_before_its_journal_are_discarded(run, 
     monkeypatch.undo()
     take_down(str(run), "domain", "go.jp")
     assert not any(TMP_INFIX in k for k in digests(run))
+    assert audit_json(run)["ok"]
+
+
+def test_after_mask_and_rewrite_takedowns_the_whole_run_loads_as_one_dataset(run, tmp_path):
+    """A training team loads every tokenize shard at once, with `datasets` (which refuses files
+    whose columns differ) and polars, after takedowns in both modes, and skips the masked rows."""
+    from datasets import load_dataset
+
+    manifest = final_manifest(run).filter(pl.col("included"))
+    refs = manifest.group_by("shard").len().sort("len", descending=True)["shard"].to_list()
+    assert len(refs) >= 3
+    first, second = (manifest.filter(pl.col("shard") == s).sort("row")["doc_id"] for s in refs[:2])
+    masked_docs = {first[1], second[0], first[3]}
+    pipeline("takedown", str(run), "--doc-id", first[1], "--mode", "mask")
+    pipeline("takedown", str(run), "--doc-id", second[2], "--mode", "rewrite")
+    pipeline("takedown", str(run), "--doc-id", second[0], "--mode", "mask")
+    pipeline("takedown", str(run), "--doc-id", first[3], "--mode", "mask")  # a shard masked twice
+    again = pipeline("takedown", str(run), "--doc-id", first[1], "--mode", "mask")
+    assert "already done" in again.stderr
+
+    files = sorted(str(p) for p in (run / "tokenize").glob("part-?????.parquet"))
+    untouched = [f for f in files if Path(f).name not in {Path(r).name for r in refs[:2]}]
+    schemas = [pq.read_schema(f) for f in files]
+    assert untouched and all(s.equals(schemas[0], check_metadata=True) for s in schemas)
+    frame = pl.read_parquet(run / "tokenize" / "part-?????.parquet")
+    dataset = load_dataset("parquet", data_files=files, split="train", cache_dir=str(tmp_path / "hf"))
+    assert len(dataset) == frame.height and list(dataset["doc_id"]) == frame["doc_id"].to_list()
+    assert dataset.features["masked"].dtype == "bool"
+    assert list(dataset["masked"]) == frame["masked"].to_list()
+    assert set(frame.filter(pl.col("masked"))["doc_id"]) == masked_docs
+    assert all(set(ids) == {PAD} for ids in frame.filter(pl.col("masked"))["input_ids"].to_list())
+    training = frame.filter(~pl.col("masked"))
+    assert set(training["doc_id"]) == set(final_manifest(run).filter(pl.col("included"))["doc_id"])
+    assert second[2] not in frame["doc_id"].to_list()
     assert audit_json(run)["ok"]

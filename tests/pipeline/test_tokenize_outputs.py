@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.shards import run_shard
 from pipeline.stages.tokenize import TokenizeStage
-from pipeline.stages.tokenize_takedown import drop_documents
+from pipeline.stages.tokenize_takedown import cut_shard, drop_documents
 
 REPO = Path(__file__).resolve().parents[2]
 # Japanese Wikipedia paragraphs (CC BY-SA 4.0) from the bundled sample.
@@ -121,6 +121,8 @@ def test_parquet_loads_with_datasets_and_polars_with_the_smallest_id_type(shards
     frame = pl.scan_parquet(path).collect()
     assert frame.schema["input_ids"] == pl.List(pl.UInt16)
     assert len(dataset) == frame.height and dataset[5]["input_ids"] == frame["input_ids"][5].to_list()
+    # Written false, so that a later masking takedown flips values and every shard keeps one schema.
+    assert dataset.features["masked"].dtype == "bool" and not any(dataset["masked"])
     stage = TokenizeStage(shards.context())
     stage.setup()
     assert stage.tokenizer.decode(dataset[0]["input_ids"][:-1]) == WIKI[0]
@@ -138,6 +140,7 @@ def test_megatron_only_keeps_the_index_rows_without_ids(shards, shard):
     prefix = tokenize(shards, shard, "tokenize.formats=[megatron]")
     rows = pq.read_table(prefix.with_suffix(".parquet"))
     assert "input_ids" not in rows.column_names and rows.num_rows == len(WIKI) + 1
+    assert rows.column("masked").to_pylist() == [False] * rows.num_rows
     assert [len(s) for s in megatron_sequences(prefix)] == rows.column("num_tokens").to_pylist()
 
 
@@ -163,6 +166,33 @@ def test_any_token_position_leads_to_its_document_and_a_takedown_cuts_its_range(
     assert after["doc_id"].to_list() == kept["doc_id"].to_list()
     assert after["token_start"][1:].to_list() == after["token_end"][:-1].to_list()
     assert megatron_sequences(prefix.parent / "released" / "part-00002") == kept["input_ids"].to_list()
+
+
+@pytest.mark.parametrize("formats", ["[parquet, megatron]", "[megatron]"])
+def test_masking_and_cutting_keep_the_shards_schema_and_flag_only_the_masked_rows(shards, shard, formats):
+    prefix = tokenize(shards, shard, "tokenize.max_tokens_per_piece=600", f"tokenize.formats={formats}")
+    schema = pq.read_schema(prefix.with_suffix(".parquet"))
+    rows = pl.read_parquet(prefix.with_suffix(".parquet"))
+    long_doc = rows.filter(pl.col("piece") == 1)["doc_id"][0]
+    masked = prefix.parent / "masked" / "part-00002"
+    cut_shard(str(prefix), {long_doc}, str(masked), "mask", mask_id=4)
+    again = prefix.parent / "masked-again" / "part-00002"
+    cut_shard(str(masked), {rows["doc_id"][0]}, str(again), "mask", mask_id=4)
+    cut = prefix.parent / "cut" / "part-00002"
+    cut_shard(str(again), {rows["doc_id"][1]}, str(cut), "rewrite")
+    for done in (masked, again, cut):
+        assert pq.read_schema(done.with_suffix(".parquet")).equals(schema, check_metadata=True), done
+    after = pl.read_parquet(cut.with_suffix(".parquet"))
+    assert after.height == rows.height - 1 and rows["doc_id"][1] not in after["doc_id"].to_list()
+    flagged = after.filter(pl.col("masked"))
+    assert set(flagged["doc_id"]) == {long_doc, rows["doc_id"][0]}
+    assert flagged.height == rows.filter(pl.col("doc_id").is_in([long_doc, rows["doc_id"][0]])).height > 2
+    # The Megatron copy is the token stream alone: masking overwrites the ranges, the column is not in it.
+    dtype = json.loads(schema.metadata[b"jcorpus.tokenizer"])["token_dtype"]
+    expected = np.fromfile(prefix.with_suffix(".bin"), dtype)
+    for start, end in rows.filter(pl.col("doc_id") == long_doc).select("token_start", "token_end").rows():
+        expected[start:end] = 4
+    assert np.array_equal(np.fromfile(masked.with_suffix(".bin"), dtype), expected)
 
 
 def test_the_same_shard_gives_the_same_bytes(shards, shard, tmp_path):
