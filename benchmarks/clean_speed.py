@@ -15,8 +15,9 @@ Contenders:
                  list, as the stage does with a shard: normalise, trims, the rules cheapest first
                  (composition, sentences, compression, duplicate lines, NG words, ads, character
                  n-grams, fastText language id), stopping at the first failed rule
-                 (clean.measure_all: false), PII masking of kept documents. The n-grams and the
-                 language id run once for all the documents that reach them.
+                 (clean.measure_all: false), PII masking of kept documents. The normalisation
+                 runs once for all the texts, and the composition, the n-grams and the language
+                 id once for all the documents that reach them.
   ours-one-by-one  the same outcomes by clean_document, one call per document (each document its
                  own n-gram and language-id call).
   ours-all       as ours with clean.measure_all: true, every rule measured on every document.

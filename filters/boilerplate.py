@@ -112,11 +112,19 @@ def trim_footer(text: str, *, last_lines: int = 10, min_keyword_ratio: float = 0
     >>> t.text, t.removed_lines
     ('本文です。', ('会社概要 | プライバシーポリシー', 'Copyright © 2024 Example'))
     """
+    # Without a keyword in the last lines (keywords hold no "\n") every ratio there is 0. The
+    # last lines are found from the end (most pages have none of the keywords there, and
+    # splitting the whole page was most of the cost).
+    if min_keyword_ratio >= 0:
+        cut = len(text)
+        for _ in range(last_lines):
+            cut = text.rfind("\n", 0, cut)
+            if cut < 0:
+                break
+        if _any_footer_keyword().search(text, cut + 1) is None:  # text[cut + 1:], or all of it
+            return Trim(text, (), FOOTER_RULE)
     lines = text.split("\n")
     start = max(0, len(lines) - last_lines)
-    # Without a keyword in the last lines (keywords hold no "\n") every ratio there is 0.
-    if min_keyword_ratio >= 0 and _any_footer_keyword().search("\n".join(lines[start:])) is None:
-        return Trim(text, (), FOOTER_RULE)
     for i in range(start, len(lines)):
         if footer_keyword_ratio(lines[i]) > min_keyword_ratio:
             return Trim("\n".join(lines[:i]), tuple(lines[i:]), FOOTER_RULE)

@@ -33,6 +33,7 @@ much on pages of a few hundred characters); there is no per-character Python loo
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,6 +109,47 @@ def composition(text: str) -> Composition:
     _, hiragana, katakana, kanji, kuten, toten = np.bincount(_CLASS_OF[codes], minlength=6).tolist()
     japanese = hiragana + katakana + kanji + kuten + toten
     return Composition(letters, japanese, hiragana, katakana, kanji, kuten, toten)
+
+
+# Characters counted together by composition_many: a batch's arrays stay in cache.
+_BATCH_CHARS = 1 << 16
+
+
+def composition_many(texts: Sequence[str]) -> list[Composition]:
+    """:func:`composition` of each text (the same counts), with one gather and one bincount for
+    a batch of about ``_BATCH_CHARS`` characters instead of numpy's per-call cost on every text.
+
+    >>> [c.hiragana for c in composition_many(["梅雨は東アジアの気象現象である。", "", "ABC"])]
+    [5, 0, 0]
+    """
+    out: list[Composition | None] = [None] * len(texts)
+    batch: list[int] = []
+    chars = 0
+    for i, text in enumerate(texts):
+        if text.isascii():  # as in composition(): no character of any class
+            out[i] = Composition(len(text), 0, 0, 0, 0, 0, 0)
+            continue
+        batch.append(i)
+        chars += len(text)
+        if chars >= _BATCH_CHARS:
+            _count_batch(texts, batch, out)
+            batch, chars = [], 0
+    if batch:
+        _count_batch(texts, batch, out)
+    return out  # type: ignore[return-value]
+
+
+def _count_batch(texts: Sequence[str], batch: list[int], out: list[Composition | None]) -> None:
+    joined = "".join(texts[i] for i in batch)
+    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    lengths = np.fromiter((len(texts[i]) for i in batch), dtype=np.int64, count=len(batch))
+    # Each code point's class, offset by six times its text's number: one bincount counts every
+    # class of every text.
+    keys = np.repeat(np.arange(0, 6 * len(batch), 6, dtype=np.int64), lengths) + _CLASS_OF[codes]
+    counts = np.bincount(keys, minlength=6 * len(batch)).reshape(len(batch), 6).tolist()
+    for i, (_, hiragana, katakana, kanji, kuten, toten) in zip(batch, counts):
+        japanese = hiragana + katakana + kanji + kuten + toten
+        out[i] = Composition(len(texts[i]), japanese, hiragana, katakana, kanji, kuten, toten)
 
 
 def starts_japanese(text: str, n: int = 50) -> bool:

@@ -43,8 +43,9 @@ Many texts are counted together (``ngram_scores_many``, what the clean stage doe
 they lie one after the other, each followed by padding, and each position's first key starts with
 its text's number, so sorting keeps every text's positions together and neighbours from two texts
 never match; every count is then a per-text sum. Numpy's per-call cost, most of the time on a page
-of a few hundred characters, is paid once per batch: on the 984 pages of the speed benchmark that
-reach this measurement, 0.30 s instead of 0.83 s one page at a time (the same integers).
+of a few hundred characters, is paid once per batch of about 32,000 characters (``BATCH_CHARS``,
+sized so that a batch's arrays stay in cache): on the 984 pages of the speed benchmark that
+reach this measurement, 0.23 to 0.32 s instead of 0.83 s one page at a time (the same integers).
 
 Why not ``np.unique`` per n (what this module did before, and what a library call would be): on
 a page of a few hundred characters the time goes to numpy's per-call overhead, and nine
@@ -114,10 +115,10 @@ def _paragraphs(text: str) -> list[str]:
     return [p for block in blocks if (p := "\n".join(_lines(block)))]
 
 
-def _sentences(text: str) -> list[str]:
+def _sentences(text: str, split: list[str] | None = None) -> list[str]:
     # Swallow's sentences (filters.sentences.split_sentences, which keeps whitespace exactly as
     # Swallow does), stripped here and whitespace-only ones dropped, as lines are above.
-    return [s for m in split_sentences(text) if (s := m.strip())]
+    return [s for m in (split_sentences(text) if split is None else split) if (s := m.strip())]
 
 
 def duplicate_lines(text: str) -> Duplicates:
@@ -142,16 +143,17 @@ def duplicate_paragraphs(text: str) -> Duplicates:
     return _duplicates(_paragraphs(text))
 
 
-def duplicate_sentences(text: str) -> Duplicates:
+def duplicate_sentences(text: str, sentences: list[str] | None = None) -> Duplicates:
     """Duplicate sentences: Swallow's ``duplicate_sentence_fraction[_in_character]``.
 
     Sentences are Swallow's ``[^。．！？!?]+[。．！？!?]?`` matched within each line
     (``filters.sentences.split_sentences``). A run of sentence-final marks keeps only its first mark
     ("ね！！" gives "ね！"; the second ！ starts no sentence), as in Swallow. Sentences are then
     stripped and whitespace-only ones dropped (Swallow keeps them, so a document with many lines
-    holding only a full-width space has many duplicate "sentences" there).
+    holding only a full-width space has many duplicate "sentences" there). ``sentences``, if
+    given, must be ``filters.sentences.split_sentences(text)`` (for a caller that has them).
     """
-    return _duplicates(_sentences(text))
+    return _duplicates(_sentences(text, sentences))
 
 
 class _Counts(NamedTuple):
@@ -184,9 +186,14 @@ def _character_ids(codes: np.ndarray) -> tuple[np.ndarray, int]:
     return table[codes], len(alphabet).bit_length()
 
 
-# Total characters counted together: the positions' ranks then take at most 21 bits of a key,
-# and the arrays of one batch stay small (about 10 of 8 bytes a character).
-BATCH_CHARS = 1 << 20
+# Total characters counted together (a longer text is a batch of its own): the positions' ranks
+# then take at most 15 bits of a key, and the arrays of one batch (about 10 of 8 bytes a
+# character) stay in the core's own cache. On the 984 pages of the speed benchmark that reach
+# the n-grams, batches of 2**15 characters take 0.23 to 0.32 CPU s against 0.38 to 0.39 for 2**20,
+# and 0.42 to 0.53 for 2**16 and 2**17 (three runs each, in turns, on a loaded machine): the
+# sort and the gathers run in cache, and a batch's ~11-bit character ids leave room to pack
+# five characters after the text's number in the first round. The counts are the same.
+BATCH_CHARS = 1 << 15
 
 
 def _ngram_counts(
@@ -259,7 +266,7 @@ def _count_batch(
         # The key of a position: the rank of its first `done` characters (high bits), then as many
         # of the following characters as fit in 64 bits; sorting the keys orders the positions
         # by their first done + packed characters, so equal n-grams for those n are neighbours.
-        # At least one character fits: ranks take about 21 bits (a batch of BATCH_CHARS; 43 for
+        # At least one character fits: ranks take about 15 bits (a batch of BATCH_CHARS; 43 for
         # any text that fits in memory), characters at most 21.
         packed = min((64 - rank_bits) // bits, n_max - done)
         sizes = range(max(done + 1, 2), done + packed + 1)

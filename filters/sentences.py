@@ -55,14 +55,16 @@ class SentenceStats:
     ellipsis_count: int = 0
 
 
-def sentence_stats(text: str) -> SentenceStats:
+def sentence_stats(text: str, sentences: list[str] | None = None) -> SentenceStats:
     """Sentence count, mean and max length, and ellipsis fraction (Swallow v1 definitions).
+    ``sentences``, if given, must be ``split_sentences(text)`` (for a caller that has them).
 
     >>> s = sentence_stats("えっと...\\nそうですね・・・。本当に?")  # lengths 6, 9, 4
     >>> s.count, s.average_length, s.max_length, s.ellipsis_count, s.ellipsis_fraction
     (3, 6.333333333333333, 9, 1, 0.3333333333333333)
     """
-    sentences = split_sentences(text)
+    if sentences is None:
+        sentences = split_sentences(text)
     if not sentences:
         return SentenceStats(0, 0.0, 0, 0.0, 0)
     lengths = list(map(len, sentences))

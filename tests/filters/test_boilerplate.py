@@ -334,11 +334,15 @@ def test_trim_footer_equals_the_former_implementation(shared_data):
     texts = [json.loads(line)["text"] for line in dev.read_text("utf-8").splitlines()]
     speeches = shared_data / "kokkai_speeches" / "speeches_sample2000.jsonl"
     texts += [json.loads(line)["speech"] for line in speeches.read_text("utf-8").splitlines()[:500]]
-    texts += ["", "Copyright", "本文\n©", "記事\nコメント\n\n"]
+    texts += ["", "Copyright", "本文\n©", "記事\nコメント\n\n", "\n" * 10 + "©", "©" + "\n" * 10]
     trimmed = 0
     for text in texts:
         for ratio in (0.3, 0.0, -0.1):
             expected = _former_trim_footer(text, min_keyword_ratio=ratio)
             assert trim_footer(text, min_keyword_ratio=ratio) == expected, text[-80:]
             trimmed += expected.changed
+        # The last lines are found from the end of the text (as many as there are, or none).
+        for last_lines in (1, 9, 11, 0, -1):
+            expected = _former_trim_footer(text, last_lines=last_lines)
+            assert trim_footer(text, last_lines=last_lines) == expected, (last_lines, text[-80:])
     assert trimmed > 50

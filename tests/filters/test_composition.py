@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from filters.composition import COMPOSITION_ID, Composition, composition, starts_japanese
+from filters.composition import COMPOSITION_ID, Composition, composition, composition_many, starts_japanese
 from filters.normalize import normalize_japanese
 from filters.quality import hiragana_fraction, japanese_char_count
 from sources.law_xml import law_xml_to_text
@@ -159,6 +159,23 @@ def test_letters_is_every_code_point_including_whitespace():
     c = composition("あい\n\nう え")
     assert (c.letters, c.japanese_letters) == (7, 4)
     assert c.japanese_fraction == pytest.approx(4 / 7)
+
+
+@pytest.mark.parametrize("batch_chars", [1 << 16, 500, 1])
+def test_a_batch_counts_each_text_as_alone(shared_data, batch_chars, monkeypatch):
+    """composition_many (the clean stage's path) gives every text exactly composition's counts,
+    whatever the batch boundaries: ASCII-only, empty and non-BMP texts among real ones."""
+    import filters.composition as module
+
+    monkeypatch.setattr(module, "_BATCH_CHARS", batch_chars)
+    path = shared_data / "kokkai_speeches" / "speeches_sample2000.jsonl"
+    lines = path.read_text("utf-8").splitlines()[:300]
+    texts = [normalize_japanese(json.loads(line)["speech"]) for line in lines]
+    texts += ["", "Coding the Matrix.", SPAM_NEXTBEAUT, "𠮷野家", json.loads('"\\u3042\\ud800"'), ""]
+    counted = composition_many(texts)
+    assert counted == [composition(t) for t in texts]
+    assert sum(c.hiragana for c in counted) > 10_000
+    assert composition_many([]) == []
 
 
 def test_lone_surrogate_does_not_crash():

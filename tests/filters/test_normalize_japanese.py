@@ -181,3 +181,33 @@ def test_normalize_japanese_equals_the_former_implementation(shared_data):
     extra = ["a\r\r\nb\r", "x \t\n\ty  \n", "a\n\n\n\n", "本稿では，手法を示す．", " \t", "\r\n\r\n\r\n"]
     for text in _real_texts(shared_data) + _generated_texts() + extra:
         assert normalize_japanese(text) == _former_normalize_japanese(text), repr(text[:40])
+
+
+def _substitution_texts():
+    """Random strings that also hold what the substitutions act on (CR, other line breaks,
+    control characters, a BOM, lone surrogates, ，．after Japanese and after digits, spacing
+    voiced marks), so that every branch of normalize_japanese's look at the code points runs."""
+    rng = random.Random(20261130)
+    pool = (
+        "かがカはﾊﾟｶﾞｱﾞｯ\u3099\u309b\u309cＡ１，．、。 \u3000\t\n\n\r\x0b\x0c\x85\u2028"
+        "\x00\x1b\x7f\ufeff\ud83d\udc00e\u0301①…😀𠮷"
+    )
+    return ["".join(rng.choice(pool) for _ in range(rng.randint(0, 30))) for _ in range(20_000)]
+
+
+@pytest.mark.parametrize("batch_chars", [1 << 18, 1_000, 1])
+def test_normalising_many_texts_at_once_equals_each_alone(shared_data, batch_chars, monkeypatch):
+    """normalize_japanese_many (the clean stage's path: one look at the code points of many
+    texts) gives every text what normalize_japanese gives it alone, and that is the former
+    implementation's output; empty texts anywhere, the last one too, and any batch size."""
+    from filters import normalize as module
+
+    monkeypatch.setattr(module, "_BATCH_CHARS", batch_chars)
+    texts = _real_texts(shared_data)[::3] + _generated_texts()[:5_000] + _substitution_texts()
+    texts += ["", "a", "", "ｶﾞｯｺｳ", "\r\n", ""]
+    random.Random(5).shuffle(texts)
+    texts.append("")
+    together = module.normalize_japanese_many(texts)
+    assert together == [normalize_japanese(t) for t in texts]
+    assert together == [_former_normalize_japanese(t) for t in texts]
+    assert module.normalize_japanese_many([]) == [] and module.normalize_japanese_many([""]) == [""]

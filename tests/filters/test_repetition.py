@@ -413,7 +413,7 @@ def test_ngram_scores_equal_the_former_implementation_bit_for_bit(shared_data, d
         assert ngram_scores(text, definition) == _former_ngram_scores(text, definition), text[:40]
 
 
-@pytest.mark.parametrize("batch_chars", [1 << 20, 3_000])
+@pytest.mark.parametrize("batch_chars", [1 << 20, 1 << 15, 3_000])
 @pytest.mark.parametrize("definition", DEFINITIONS)
 def test_ngram_scores_of_a_batch_equal_each_text_alone(shared_data, definition, batch_chars, monkeypatch):
     """Texts counted together (as the clean stage counts a shard) score exactly as alone, which
