@@ -76,6 +76,7 @@ ROW_FIELDS = (
     ("license", "sc:Text", "SPDX licence expression or LicenseRef- of the document."),
     ("osaid_class", "sc:Text", "OSAID data class: open, public, obtainable or unshareable."),
     ("redistribution", "sc:Text", "text (may be shared as text) or locator_only (share the locator)."),
+    ("masked", "sc:Boolean", "True when a takedown masked the row's tokens in place: do not train on it."),
 )
 
 
