@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator
 
@@ -68,8 +69,6 @@ class RayRuntime:
     def cpu_seconds(self) -> float:
         """CPU seconds so far of this driver and of the pool's live workers, their reaped children
         (trafilatura's) included: a stage's cost is the difference across it."""
-        import time
-
         try:
             workers = sum(ray.get([actor.cpu_seconds.remote() for actor in self.pool], timeout=30))
         except ray.exceptions.RayError:
