@@ -225,6 +225,16 @@ def normalise_url(url: str) -> str | None:
     return _PERCENT.sub(lambda m: m.group(0).upper(), canonical)
 
 
+def url_key(url: str) -> str:
+    """What two spellings of one URL have in common: `normalise_url`'s form, or the text itself
+    when it has no scheme and host. Takedowns and the audit's policy match URLs by it.
+
+    >>> url_key("https://Example.JP/記事/") == url_key("https://example.jp/%e8%a8%98%e4%ba%8b")
+    True
+    """
+    return normalise_url(url) or url
+
+
 def hash_entry(entry: str) -> str:
     """``sha256:<hex>`` of a normalised entry, for publishing a list without revealing it.
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from filters.optout import url_key
 from filters.urls import host_of
 from manifests.schema import OSAID_CLASSES, SOURCES
 
@@ -124,7 +125,9 @@ def load_policy(path: str | Path | None = None) -> Policy:
             d.lower().lstrip(".")
             for d in _strings(path, "blocked_domains", data.get("blocked_domains") or [])
         ),
-        blocked_urls=frozenset(_strings(path, "blocked_urls", data.get("blocked_urls") or [])),
+        blocked_urls=frozenset(
+            url_key(u) for u in _strings(path, "blocked_urls", data.get("blocked_urls") or [])
+        ),
         generators=generators,
     )
 
@@ -160,7 +163,7 @@ def policy_problems(policy: Policy, row: dict[str, Any]) -> list[str]:
     problems += _optout_problems(policy, row.get("optout"))
     url = row.get("source_uri")
     host = host_of(url) if url else None
-    if url in policy.blocked_urls:
+    if url and url_key(url) in policy.blocked_urls:
         problems.append(f"URL {url} is blocked by the policy")
     for domain in policy.blocked_domains:
         if host and in_domain(host, domain):

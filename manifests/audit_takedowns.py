@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from filters.optout import url_key
 from filters.urls import host_of
 from manifests.audit_policy import in_domain
 from manifests.io import filesystem
@@ -43,8 +44,8 @@ class Takedowns:
 
         urls = document_urls(url, locator)
         for u in urls:
-            if u in self.by_url:
-                return self.by_url[u]
+            if url_key(u) in self.by_url:
+                return self.by_url[url_key(u)]
         hosts = [h for h in (host_of(u) for u in urls) if h]
         return next((rid for domain, rid in self.by_domain for h in hosts if in_domain(h, domain)), None)
 
@@ -92,7 +93,7 @@ def read_takedowns(run_dir: str) -> Takedowns:
         if request["kind"] == "doc_id":
             log.by_doc.setdefault(request["value"], rid)
         elif request["kind"] == "url":
-            log.by_url.setdefault(request["value"], rid)
+            log.by_url.setdefault(url_key(request["value"]), rid)
         else:
             log.by_domain.append((request["value"].lower().lstrip("."), rid))
     return log

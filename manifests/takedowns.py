@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 # Reading the log is the audit's job (one parser); the takedown command only appends to it.
+from filters.optout import normalise_url, url_key
 from filters.urls import host_of
 from manifests.audit_policy import in_domain
 from manifests.audit_takedowns import TAKEDOWN_LOG
@@ -46,8 +47,10 @@ def exclusion_reason(rid: str) -> str:
 
 
 def normalise_value(kind: str, value: str) -> str:
-    """The value as matched: a domain in lower case without dots at its ends; a URL and a
-    document id exactly as given (a URL is matched byte for byte, as the audit matches it)."""
+    """The value as matched: a domain in lower case without dots at its ends; a URL in
+    `filters.optout.url_key`'s form (host case, default port, trailing slash, fragment and the
+    percent-encoding of a Japanese path do not matter: the extract stage's takedown list matches
+    the same way); a document id as given."""
     if kind not in KINDS:
         raise TakedownRequestError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     value = value.strip()
@@ -61,8 +64,10 @@ def normalise_value(kind: str, value: str) -> str:
                 "its subdomains are included"
             )
         return domain
-    if kind == "url" and "://" not in value:
-        raise TakedownRequestError(f"--url {value!r}: not an absolute URL (scheme://host/path)")
+    if kind == "url":
+        if "://" not in value or normalise_url(value) is None:
+            raise TakedownRequestError(f"--url {value!r}: not an absolute URL (scheme://host/path)")
+        return url_key(value)
     return value
 
 
@@ -83,7 +88,7 @@ def matches(kind: str, value: str, doc_id: str, source_uri: str | None, locator:
     if kind == "doc_id":
         return doc_id == value
     if kind == "url":
-        return source_uri == value or value in document_urls(source_uri, locator)
+        return any(url_key(u) == value for u in document_urls(source_uri, locator))
     hosts = (host_of(u) for u in document_urls(source_uri, locator))
     return any(h and in_domain(h, value) for h in hosts)
 

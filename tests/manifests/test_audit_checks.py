@@ -286,6 +286,7 @@ def test_a_stricter_policy_names_every_document_it_refuses(run_copy, tmp_path):
         "legal_bases: [JP-Copyright-Art30-4, JP-Copyright-Art40-1]", "legal_bases: [JP-Copyright-Art30-4]"
     )
     text = text.replace("blocked_domains: []", "blocked_domains: [ipa.go.jp]")
+    text = text.replace("blocked_urls: []", "blocked_urls: ['HTTP://10E.ORG:80']")  # http://10e.org/
     strict = tmp_path / "strict.yaml"
     strict.write_text(text, encoding="utf-8")
     report = audit(run_copy, policy_file=str(strict))
@@ -294,6 +295,9 @@ def test_a_stricter_policy_names_every_document_it_refuses(run_copy, tmp_path):
     assert refused == diet and len(diet) >= 3
     ipa = [v for v in found(report, "policy") if "blocked domain" in v[3]]
     assert [v[3] for v in ipa] == ["host www.ipa.go.jp is in blocked domain ipa.go.jp"]
+    assert [v[3] for v in found(report, "policy") if "blocked by" in v[3]] == [
+        "URL http://10e.org/ is blocked by the policy"
+    ]
 
 
 def test_megatron_shards_grouped_by_a_plan_are_checked_from_the_bin(run_copy):

@@ -114,3 +114,18 @@ def test_a_rewrite_takedown_whose_rows_stayed_in_the_shard_is_found(run_copy):
             "row of a document the manifest excludes (takedown:td-0004): still in the shard",
         )
     ]
+
+
+def test_a_takedown_naming_a_url_in_another_spelling_still_names_the_document(run_copy):
+    page = included(run_copy, "local")[0]
+    scheme, rest = page["source_uri"].split("://", 1)
+    host, _, path = rest.partition("/")
+    port = {"http": 80, "https": 443}[scheme]
+    respelled = f"{scheme.upper()}://{host.upper()}:{port}/{path}#top"  # the default port, a fragment
+    request = {"request_id": "td-0004", "kind": "url", "value": respelled, "doc_ids": [], "mode": "rewrite"}
+    log(run_copy, request)
+    write_run_hashes(str(run_copy))
+    report = audit_run(str(run_copy), load_tokenizer=load_tokenizer)
+    assert [(v.check, v.doc_id, v.message) for v in report.violations] == [
+        ("policy", page["doc_id"], "still included although takedown td-0004 names it")
+    ]
