@@ -32,6 +32,7 @@ from manifests.audit_takedowns import TakedownLogError, read_takedowns
 from manifests.audit_violation import Violation
 from manifests.io import ManifestError, filesystem, read_manifest, read_parquet
 from manifests.layout import (
+    RESOLVED_CONFIG,
     STAGE_ORDER,
     done_shards,
     is_stage_complete,
@@ -45,7 +46,6 @@ __all__ = ["AuditInputError", "AuditReport", "Violation", "audit_run"]
 
 FIRST_STAGE, FINAL_STAGE = STAGE_ORDER[0], STAGE_ORDER[-1]
 MAX_LISTED = 1000  # violations listed in a report; all are counted
-RESOLVED_CONFIG = "config.resolved.yaml"
 # Columns the policy and the re-fetch read of an included document.
 _ROW_COLUMNS = ("doc_id", "source", "source_uri", "locator", "license", "legal_basis", "osaid_class",
                 "optout", "raw_sha256", "shard", "row")  # fmt: skip

@@ -43,9 +43,9 @@ class Takedowns:
         from manifests.takedowns import document_urls
 
         urls = document_urls(url, locator)
-        for u in urls:
-            if url_key(u) in self.by_url:
-                return self.by_url[url_key(u)]
+        for key in map(url_key, urls):
+            if key in self.by_url:
+                return self.by_url[key]
         hosts = [h for h in (host_of(u) for u in urls) if h]
         return next((rid for domain, rid in self.by_domain for h in hosts if in_domain(h, domain)), None)
 

@@ -25,7 +25,7 @@ from manifests.audit_summary import summarize
 from manifests.croissant import croissant
 from manifests.data_listing import write_listing
 from manifests.io import atomic_write_bytes, filesystem, read_parquet
-from manifests.layout import STAGE_ORDER, docs_path, done_shards, manifest_path
+from manifests.layout import RESOLVED_CONFIG, STAGE_ORDER, docs_path, done_shards, manifest_path
 from manifests.run_hashes import RunHashesError, read_run_hashes
 from manifests.schema import sha256_hex
 
@@ -101,9 +101,9 @@ def write_datacard(run_dir: str, out_dir: str, summary: dict[str, Any] | None = 
 
 
 def _resolved_config(run_dir: str) -> dict[str, Any]:
-    fs, path = filesystem(f"{run_dir}/config.resolved.yaml")
+    fs, path = filesystem(f"{run_dir}/{RESOLVED_CONFIG}")
     if not fs.exists(path):
-        raise FileNotFoundError(f"{run_dir}: no config.resolved.yaml (not a pipeline run directory)")
+        raise FileNotFoundError(f"{run_dir}: no {RESOLVED_CONFIG} (not a pipeline run directory)")
     with fs.open(path, "rb") as f:
         return yaml.safe_load(f.read()) or {}
 

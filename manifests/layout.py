@@ -10,6 +10,8 @@ from manifests.io import TMP_MARKER, filesystem
 # The stage directories of a run, in order: documents enter at the first and leave at the last.
 STAGE_ORDER = ("fetch", "extract", "clean", "dedup", "quality", "tokenize")
 STAGE_STATS = "stats.json"
+# The config a run was made with, written first: a run directory belongs to one config.
+RESOLVED_CONFIG = "config.resolved.yaml"
 MANIFEST_SUFFIX = ".manifest.parquet"
 
 

@@ -10,6 +10,7 @@ from typing import TextIO
 import yaml
 
 from manifests.io import atomic_write_bytes, filesystem
+from manifests.layout import RESOLVED_CONFIG
 from manifests.run_hashes import write_run_hashes
 from pipeline import __version__
 from pipeline.config import Config, ConfigError
@@ -18,8 +19,6 @@ from pipeline.progress import StageProgress
 from pipeline.shards import done_shards, is_stage_complete, remove_orphans, sum_stage_stats
 from pipeline.stage import RunContext
 from pipeline.stages import STAGE_ORDER, STAGES
-
-RESOLVED_CONFIG = "config.resolved.yaml"
 
 
 def default_run_dir(config_path: str | None, config: Config) -> str:

@@ -82,13 +82,13 @@ class RayRuntime:
         results: list[Any] = [None] * len(items)
         calls = [_Call(i) for i in range(len(items))]
         name = getattr(fn, "__name__", type(fn).__name__)
-        for call, ref in self._schedule(
+        for call, value in self._schedule(
             stage,
             calls,
             lambda actor, call: actor.apply.remote(fn, items[call.key]),
             label=lambda call: f"{name} task {call.key}",
         ):
-            results[call.key] = ray.get(ref)
+            results[call.key] = value
         return results
 
     def run_shards(
@@ -106,19 +106,16 @@ class RayRuntime:
         by_index = {s.index: s for s in shards}
         calls = [_Call(s.index, s.serial) for s in shards]
         try:
-            for call, ref in self._schedule(
+            for call, result in self._schedule(
                 stage_name,
                 calls,
                 lambda actor, call: actor.run.remote(stage_name, ctx, by_index[call.key]),
                 num_workers,
                 label=lambda call: by_index[call.key].name,
+                failed=lambda call, exc: ShardFailed(
+                    stage_name, by_index[call.key].name, f"{type(exc).__name__}: {exc}"
+                ),
             ):
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    raise ShardFailed(
-                        stage_name, by_index[call.key].name, f"{type(exc).__name__}: {exc}"
-                    ) from None
                 if isinstance(result, ShardFailed):
                     raise result
                 yield by_index[call.key], result
@@ -132,9 +129,11 @@ class RayRuntime:
         submit: Callable[[Any, _Call], Any],
         num_workers: int | None = None,
         label: Callable[[_Call], str] = str,
+        failed: Callable[[_Call, Exception], Exception] | None = None,
     ) -> Iterator[tuple[_Call, Any]]:
-        """Submit calls to idle workers, yield (call, finished ref) as each finishes; a call whose
-        worker died is resubmitted on a new worker."""
+        """Submit calls to idle workers, yield (call, result) as each finishes; a call whose worker
+        died is resubmitted on a new worker. A call that raised raises `failed(call, error)`, or
+        Ray's error itself (an instance of the original exception's class)."""
         idle = self._grow_pool(min(num_workers or self.cpus(), len(calls)))
         queue = _CallQueue(calls)
         running: dict[Any, tuple[Any, _Call]] = {}
@@ -147,7 +146,7 @@ class RayRuntime:
                 (ref,), _ = ray.wait(list(running), num_returns=1)
                 actor, call = running.pop(ref)
                 try:
-                    ray.get(ref, timeout=0)
+                    result = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
                     deaths[call.key] = deaths.get(call.key, 0) + 1
                     cause = f"its Ray worker died ({type(exc).__name__})"
@@ -161,11 +160,13 @@ class RayRuntime:
                     idle.append(self._replace(actor))
                     queue.retry(call)
                     continue
-                except ray.exceptions.RayError:
-                    pass  # the caller's ray.get raises it, with its own context
+                except ray.exceptions.RayError as exc:
+                    if failed is None:
+                        raise
+                    raise failed(call, exc) from None
                 idle.append(actor)
                 queue.finished(call)
-                yield call, ref
+                yield call, result
         finally:
             # A failure leaves calls running: their workers are stopped, not waited for.
             for actor, _ in running.values():

@@ -40,6 +40,7 @@ from manifests.io import (
     read_parquet,
 )
 from manifests.layout import (
+    RESOLVED_CONFIG,
     done_shards,
     manifest_path,
     rejected_path,
@@ -61,21 +62,12 @@ from manifests.takedowns import (
     normalise_value,
     request_id,
 )
+from pipeline.stage import REJECTED_SCHEMA
 from pipeline.stages.tokenize_takedown import cut_shard
 
 STAGE = "tokenize"
-RESOLVED_CONFIG = "config.resolved.yaml"
 JOURNAL = "takedown.tmp-journal.json"  # ".tmp-": the run hashes and shard listings skip it
 TMP_INFIX = ".tmp-takedown-"
-REJECTED_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("source", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("text", pa.string()),
-    ]
-)
 
 
 class TakedownInputError(Exception):
