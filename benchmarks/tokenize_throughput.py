@@ -17,13 +17,16 @@ real run's (10 transforms, 43 decisions, locator and opt-out JSON). For each tok
 - ratio: stage tokens/s over raw tokens/s (encode_batch, and flat), both counting the ids the
   documents encode to (the goal is 0.90 or more): CPU seconds of this process (one core's work,
   whatever else the machine runs); rates are the best of --repeat runs, the ratios the median over
-  runs where raw and stage were measured one after the other;
+  the runs (their range in brackets). Raw, flat and the floor are measured shard by shard beside
+  the stage's run of that shard, in turns, so that both sides of a ratio see the same load;
 - overhead: what the stage spends beyond the flat encode, in CPU microseconds per document;
 - floor: the per-shard I/O that any stage does around its own work and that the tokenize stage
   cannot leave out: read the documents (doc_id, text) and their manifest rows, and write the
-  manifest back (the framework's writer), in CPU microseconds per document; "ceiling" is the ratio
-  the stage would reach if everything else it does (rows, ids, .bin/.idx, stats) cost nothing:
-  raw / (raw + floor), median over the same runs;
+  manifest back (the framework's writer), in CPU microseconds per document; "ids out": writing the
+  ids in the output asked for (the Parquet rows' ids with the stage's writer, the .bin/.idx), also
+  unavoidable, per document; "ceiling" is the ratio the stage would reach if everything else it
+  does (rows' other columns, pieces, stats) cost nothing: raw / (flat + floor + ids out), median
+  over the same runs;
 - bytes/token: the output files (Parquet zstd; .bin + .idx) over the tokens written.
 
 Ray's start-up and scheduling are not in the stage figure: they are per run and per shard, not per token.
@@ -56,14 +59,22 @@ from pathlib import Path  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core for both sides
 
+import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from manifests.io import atomic_write_json, atomic_write_parquet, manifest_table, write_manifest  # noqa: E402
+from manifests.io import (  # noqa: E402
+    atomic_write_json,
+    atomic_write_parquet,
+    manifest_table,
+    read_parquet,
+    write_manifest,
+)
 from manifests.layout import docs_path, manifest_path, stage_stats_path  # noqa: E402
 from manifests.schema import doc_id, new_row  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
-from pipeline.shards import input_shards, run_shard, sum_stage_stats  # noqa: E402
+from pipeline.shards import run_shard, sum_stage_stats  # noqa: E402
 from pipeline.stage import RunContext  # noqa: E402
+from pipeline.stages import tokenize_output as out  # noqa: E402
 from pipeline.stages.tokenize import TokenizeStage  # noqa: E402
 from pipeline.stages.tokenize_manifest import read_aligned  # noqa: E402
 
@@ -173,38 +184,81 @@ def flat_seconds(stage: TokenizeStage, texts: pa.Array) -> tuple[float, int]:
     return time.process_time() - started, tokens
 
 
-def floor_seconds(run_dir: str) -> float:
-    """Seconds of reading every input shard's documents and manifest rows as the stage does, and
-    writing the manifest back as the framework does: what no tokenize stage can leave out."""
+def floor_seconds(stage: TokenizeStage, shard, floor_dir: str) -> tuple[float, float]:
+    """What no tokenize stage can leave out, in seconds, for one shard: reading its documents and
+    manifest rows as the stage does and writing the manifest back as the framework does; and
+    writing the ids in the output asked for (Parquet rows of ids with the stage's writer, .bin/.idx),
+    their encoding done beforehand and not counted."""
+    cfg = stage.config.tokenize
     started = time.process_time()
-    for shard in input_shards(run_dir, "quality"):
-        _, manifest = read_aligned([shard.inputs])
-        write_manifest(f"{run_dir}/floor/{shard.name}.manifest.parquet", manifest)
-    return time.process_time() - started
+    docs, manifest = read_aligned([shard.inputs])
+    write_manifest(f"{floor_dir}/{shard.name}.manifest.parquet", manifest)
+    io_seconds = time.process_time() - started
+    content, lengths, *_ = stage._encode(docs.column("text").combine_chunks())
+    stream, offsets = out.with_special_tokens(content, lengths, stage.bos_id, stage.eos_id, stage.dtype)
+    started = time.process_time()
+    if "parquet" in cfg.formats:
+        ids = pa.table({"input_ids": out._list_column(stream, offsets), "num_tokens": np.diff(offsets)})
+        out.parquet_bytes(ids, cfg.row_group_tokens)
+    if "megatron" in cfg.formats:
+        out.write_megatron(f"{floor_dir}/{shard.name}", stream, offsets)
+    return io_seconds, time.process_time() - started
 
 
-def stage_seconds(
-    run_dir: str, overrides: list[str], profile: cProfile.Profile | None = None
-) -> tuple[float, dict, dict[str, int]]:
-    """Seconds of every shard's run_shard, the stage's counts, and bytes of each output kind."""
+def new_stage(run_dir: str, overrides: list[str]) -> TokenizeStage:
     config = load_config(None, overrides)
     ctx = RunContext(run_dir=run_dir, config=config, config_sha256=config.sha256(), pipeline_version="bench")
-    stage = TokenizeStage(ctx)
+    return TokenizeStage(ctx)
+
+
+def measure(
+    tmp: str, overrides: list[str], probe: TokenizeStage, k: int, profile: cProfile.Profile | None = None
+) -> dict:
+    """One run of the stage over every input shard, and beside each shard, in turns whose order
+    alternates from shard to shard and run to run, raw and flat encodes of its texts and the floor:
+    a pair measured a fraction of a second apart sees the same load. CPU seconds summed over shards,
+    the stage's counts and the bytes of each output kind."""
+    run_dir = f"{tmp}/run"
+    os.makedirs(run_dir)
+    os.symlink(f"{tmp}/input/quality", f"{run_dir}/quality")
+    stage = new_stage(run_dir, overrides)
     shards = stage.plan()  # loads the tokenizer, as the driver does; not timed
-    started = time.process_time()
-    if profile is not None:
-        profile.enable()
-    for shard in shards:
-        run_shard(stage, shard)
-    if profile is not None:
-        profile.disable()
-    seconds = time.process_time() - started
-    out = Path(run_dir) / "tokenize"
+    seconds = {"raw": 0.0, "flat": 0.0, "floor": 0.0, "ids": 0.0, "stage": 0.0}
+    tokens = 0
+    for i, shard in enumerate(shards):
+        texts = read_parquet(shard.inputs["docs"], ["text"]).column("text").combine_chunks()
+
+        def run_stage():
+            started = time.process_time()
+            if profile is not None:
+                profile.enable()
+            run_shard(stage, shard)
+            if profile is not None:
+                profile.disable()
+            seconds["stage"] += time.process_time() - started
+
+        def run_others():
+            nonlocal tokens
+            raw, raw_tokens = raw_seconds(probe, texts.to_pylist())
+            seconds["raw"] += raw
+            tokens += raw_tokens
+            seconds["flat"] += flat_seconds(probe, texts)[0]
+            io_seconds, ids_seconds = floor_seconds(stage, shard, f"{run_dir}/floor")
+            seconds["floor"] += io_seconds
+            seconds["ids"] += ids_seconds
+
+        for step in (run_stage, run_others) if (i + k) % 2 == 0 else (run_others, run_stage):
+            step()
+    tokenized = Path(run_dir) / "tokenize"
     sizes = {
-        "parquet": sum(p.stat().st_size for p in out.glob("part-?????.parquet")),
-        "megatron": sum(p.stat().st_size for p in [*out.glob("part-?????.bin"), *out.glob("part-?????.idx")]),
+        "parquet": sum(p.stat().st_size for p in tokenized.glob("part-?????.parquet")),
+        "megatron": sum(
+            p.stat().st_size for p in [*tokenized.glob("part-?????.bin"), *tokenized.glob("part-?????.idx")]
+        ),
     }
-    return seconds, sum_stage_stats(run_dir, "tokenize").counts, sizes
+    counts = sum_stage_stats(run_dir, "tokenize").counts
+    shutil.rmtree(run_dir)
+    return {"seconds": seconds, "tokens": tokens, "counts": counts, "sizes": sizes}
 
 
 def main() -> None:
@@ -223,15 +277,14 @@ def main() -> None:
         f"{DOCS_PER_SHARD} a shard, one core"
     )
     print(
-        "| tokenizer | output | raw tokens/s | flat tokens/s | stage tokens/s | ratio | ratio to flat "
-        "| overhead µs/doc | floor µs/doc | ceiling | Parquet bytes/token | .bin+.idx bytes/token |"
+        "| tokenizer | output | raw tokens/s | flat tokens/s | stage tokens/s | ratio (range) "
+        "| ratio to flat | overhead µs/doc | floor µs/doc | ids out µs/doc | ceiling | Parquet bytes/token "
+        "| .bin+.idx bytes/token |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     profiles: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         write_quality(f"{tmp}/input", texts)
-        plain = [t for _, t in texts]
-        arrow = pa.array(plain, pa.string())
         for name, tok_overrides in TOKENIZERS.items():
             if args.tokenizer not in name:
                 continue
@@ -239,48 +292,43 @@ def main() -> None:
             probe = TokenizeStage(RunContext(tmp, load_config(None, tok_overrides), "", "bench"))
             probe.setup()
             for output, out_overrides in OUTPUTS.items():
-                raw, flat, floor, stage = [], [], [], []
-                for k in range(args.repeat):
-                    run_dir = f"{tmp}/run"
-                    os.makedirs(run_dir)
-                    os.symlink(f"{tmp}/input/quality", f"{run_dir}/quality")
-                    # Alternate which goes first: the machine's load drifts.
-                    if k % 2 == 0:
-                        raw.append(raw_seconds(probe, plain))
-                        flat.append(flat_seconds(probe, arrow))
-                        floor.append(floor_seconds(run_dir))
-                    stage.append(stage_seconds(run_dir, tok_overrides + out_overrides))
-                    if k % 2 == 1:
-                        floor.append(floor_seconds(run_dir))
-                        flat.append(flat_seconds(probe, arrow))
-                        raw.append(raw_seconds(probe, plain))
-                    shutil.rmtree(run_dir)
-                tokens = raw[0][1]
-                counts, sizes = stage[0][1], stage[0][2]
-                assert counts["tokens_in"] == tokens == flat[0][1], "the encoders saw different texts"
-                ratio = statistics.median(r[0] / s[0] for r, s in zip(raw, stage))
-                ratio_flat = statistics.median(f[0] / s[0] for f, s in zip(flat, stage))
-                overhead = statistics.median(s[0] - f[0] for f, s in zip(flat, stage)) / len(plain) * 1e6
-                floor_us = statistics.median(floor) / len(plain) * 1e6
-                ceiling = statistics.median(r[0] / (r[0] + f) for r, f in zip(raw, floor))
-                raw_s, flat_s = min(r[0] for r in raw), min(f[0] for f in flat)
-                stage_s = min(s[0] for s in stage)
+                overrides = tok_overrides + out_overrides
+                runs = [measure(tmp, overrides, probe, k) for k in range(args.repeat)]
+                seconds = [r["seconds"] for r in runs]
+                tokens, counts, sizes = runs[0]["tokens"], runs[0]["counts"], runs[0]["sizes"]
+                assert counts["tokens_in"] == tokens, "the encoders saw different texts"
+                ratios = [s["raw"] / s["stage"] for s in seconds]
+                ratio = statistics.median(ratios)
+                ratio_flat = statistics.median(s["flat"] / s["stage"] for s in seconds)
+                per_doc = len(texts) / 1e6
+                overhead = statistics.median(s["stage"] - s["flat"] for s in seconds) / per_doc
+                floor_us = statistics.median(s["floor"] for s in seconds) / per_doc
+                ids_us = statistics.median(s["ids"] for s in seconds) / per_doc
+                # The stage encodes flat: against raw, it can at best save what flat saves on raw.
+                ceiling = statistics.median(s["raw"] / (s["flat"] + s["floor"] + s["ids"]) for s in seconds)
+                raw_s, flat_s, stage_s = (min(s[key] for s in seconds) for key in ("raw", "flat", "stage"))
                 per_token = {k: f"{v / counts['tokens_out']:.2f}" if v else "" for k, v in sizes.items()}
                 if "parquet" not in output and "both" not in output:
                     per_token["parquet"] = "(index only)"
-                print(
-                    f"| {name} | {output} | {tokens / raw_s:,.0f} | {tokens / flat_s:,.0f} | "
-                    f"{tokens / stage_s:,.0f} | {ratio:.2f} | {ratio_flat:.2f} | {overhead:.0f} | "
-                    f"{floor_us:.0f} | {ceiling:.2f} | {per_token['parquet']} | {per_token['megatron']} |",
-                    flush=True,
-                )
+                cells = [
+                    name,
+                    output,
+                    f"{tokens / raw_s:,.0f}",
+                    f"{tokens / flat_s:,.0f}",
+                    f"{tokens / stage_s:,.0f}",
+                    f"{ratio:.2f} ({min(ratios):.2f}-{max(ratios):.2f})",
+                    f"{ratio_flat:.2f}",
+                    f"{overhead:.0f}",
+                    f"{floor_us:.0f}",
+                    f"{ids_us:.0f}",
+                    f"{ceiling:.2f}",
+                    per_token["parquet"],
+                    per_token["megatron"],
+                ]
+                print(f"| {' | '.join(cells)} |", flush=True)
                 if args.profile:
                     profile = cProfile.Profile()
-                    run_dir = f"{tmp}/run"
-                    os.makedirs(run_dir)
-                    os.symlink(f"{tmp}/input/quality", f"{run_dir}/quality")
-                    stage_seconds(run_dir, tok_overrides + out_overrides, profile)
-                    shutil.rmtree(run_dir)
+                    measure(tmp, overrides, probe, 0, profile)
                     text = io.StringIO()
                     pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(args.profile)
                     profiles.append((f"{name}, {output}", text.getvalue()))
