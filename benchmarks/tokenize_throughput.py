@@ -205,12 +205,6 @@ def floor_seconds(stage: TokenizeStage, shard, floor_dir: str) -> tuple[float, f
     return io_seconds, time.process_time() - started
 
 
-def new_stage(run_dir: str, overrides: list[str]) -> TokenizeStage:
-    config = load_config(None, overrides)
-    ctx = RunContext(run_dir=run_dir, config=config, config_sha256=config.sha256(), pipeline_version="bench")
-    return TokenizeStage(ctx)
-
-
 def measure(
     tmp: str, overrides: list[str], probe: TokenizeStage, k: int, profile: cProfile.Profile | None = None
 ) -> dict:
@@ -221,7 +215,8 @@ def measure(
     run_dir = f"{tmp}/run"
     os.makedirs(run_dir)
     os.symlink(f"{tmp}/input/quality", f"{run_dir}/quality")
-    stage = new_stage(run_dir, overrides)
+    config = load_config(None, overrides)
+    stage = TokenizeStage(RunContext(run_dir, config, config.sha256(), pipeline_version="bench"))
     shards = stage.plan()  # loads the tokenizer, as the driver does; not timed
     seconds = {"raw": 0.0, "flat": 0.0, "floor": 0.0, "ids": 0.0, "stage": 0.0}
     tokens = 0
