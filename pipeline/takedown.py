@@ -35,6 +35,7 @@ from manifests.io import (
     ManifestError,
     atomic_write_json,
     filesystem,
+    manifest_bytes,
     parquet_bytes,
     read_manifest,
     read_parquet,
@@ -261,7 +262,7 @@ def _stage_shard(run_dir, shard, docs, rid, kind, value, reason, mode, settings,
             rid,
         )
     )
-    renames.append(_stage_bytes(manifest_path(run_dir, STAGE, shard), parquet_bytes(manifest), rid))
+    renames.append(_stage_bytes(manifest_path(run_dir, STAGE, shard), manifest_bytes(manifest), rid))
     delta = _delta(cut.removed, mode)
     stage_delta.update(delta)
     renames.append(_stage_json(shard_stats_path(run_dir, STAGE, shard), delta, mode, rid))

@@ -15,27 +15,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from manifests.io import check_version, filesystem, read_manifest, read_parquet
+from manifests.io import read_manifest, read_parquet
 from manifests.schema import MANIFEST_SCHEMA
-
-# The manifest's strings that repeat from row to row (stage and check names, tools, licences),
-# read as dictionaries and cast back: Parquet decodes strings inside lists slowly, and a manifest
-# row after the quality stage holds dozens of them. Measured on rows of 10 transforms and 43
-# decisions: 6-7 ms for 1,000 rows against 8-12 ms read plainly; the cast gives the same arrays.
-DICTIONARY_COLUMNS = [
-    *(f"transforms.list.element.{f}" for f in ("stage", "tool", "version", "params_sha256")),
-    *(f"decisions.list.element.{f}" for f in ("stage", "check")),
-    "legal_basis.list.element",
-    "source",
-    "license",
-    "osaid_class",
-    "redistribution",
-    "attribution",
-    "pipeline_version",
-    "config_sha256",
-]
 
 
 class ArrowRows(Sequence):
@@ -67,7 +49,7 @@ def read_aligned(parts: list[dict]) -> tuple[pa.Table, pa.Table]:
                     f"{part['docs']}: the plan asks for rows {start} to {stop}, it has {table.num_rows}"
                 )
             table = table.slice(start, stop - start)
-        manifest = read_manifest_columns(part["manifest"])
+        manifest = read_manifest(part["manifest"])
         at = pc.index_in(table.column("doc_id"), value_set=manifest.column("doc_id"))
         if at.null_count:
             missing = table.column("doc_id").filter(pc.is_null(at))[0].as_py()
@@ -79,19 +61,6 @@ def read_aligned(parts: list[dict]) -> tuple[pa.Table, pa.Table]:
         consecutive = np.array_equal(at, np.arange(first, first + len(at)))
         manifests.append(manifest.slice(first, len(at)) if consecutive else manifest.take(at))
     return pa.concat_tables(docs), pa.concat_tables(manifests, promote_options="default")
-
-
-def read_manifest_columns(path: str) -> pa.Table:
-    """The manifest's columns of schema v1, as manifests.io.read_manifest reads and checks them."""
-    fs, fs_path = filesystem(path)
-    try:
-        file = pq.ParquetFile(fs_path, filesystem=fs, read_dictionary=DICTIONARY_COLUMNS)
-        check_version(path, file.schema_arrow)
-        table = file.read(columns=MANIFEST_SCHEMA.names)
-    except (KeyError, OSError, pa.ArrowInvalid):
-        # Missing, unreadable or lacking a column: read_manifest raises the error that names it.
-        return read_manifest(path)
-    return table.cast(MANIFEST_SCHEMA)
 
 
 def record_tokens(
