@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from filters.batches import char_batches
+
 COMPOSITION_ID = "swallow_v1_chars"
 
 # Half-open code point ranges [start, stop).
@@ -123,18 +125,13 @@ def composition_many(texts: Sequence[str]) -> list[Composition]:
     [5, 0, 0]
     """
     out: list[Composition | None] = [None] * len(texts)
-    batch: list[int] = []
-    chars = 0
+    counted = []
     for i, text in enumerate(texts):
         if text.isascii():  # as in composition(): no character of any class
             out[i] = Composition(len(text), 0, 0, 0, 0, 0, 0)
-            continue
-        batch.append(i)
-        chars += len(text)
-        if chars >= _BATCH_CHARS:
-            _count_batch(texts, batch, out)
-            batch, chars = [], 0
-    if batch:
+        else:
+            counted.append(i)
+    for batch in char_batches(texts, _BATCH_CHARS, counted):
         _count_batch(texts, batch, out)
     return out  # type: ignore[return-value]
 

@@ -44,6 +44,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from filters.batches import char_batches
+
 NORMALIZER_ID = "ja_nfkc_v2"  # v2: ，．after Japanese become 、。
 
 _SPACING_DAKUTEN = "\u309b"  # ゛
@@ -246,19 +248,10 @@ def normalize_japanese_many(texts: Sequence[str]) -> list[str]:
     >>> normalize_japanese_many(["ｶﾞｯｺｳ", "", "本稿では，手法を示す．"])
     ['ガッコウ', '', '本稿では、手法を示す。']
     """
+    texts = [text.replace("\r\n", "\n") if "\r\n" in text else text for text in texts]
     out: list[str] = []
-    batch: list[str] = []
-    chars = 0
-    for text in texts:
-        if "\r\n" in text:
-            text = text.replace("\r\n", "\n")
-        batch.append(text)
-        chars += len(text) + 1
-        if chars >= _BATCH_CHARS:
-            out += _normalize_batch(batch)
-            batch, chars = [], 0
-    if batch:
-        out += _normalize_batch(batch)
+    for batch in char_batches(texts, _BATCH_CHARS):
+        out += _normalize_batch([texts[i] for i in batch])
     return out
 
 

@@ -69,6 +69,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from filters.batches import char_batches
 from filters.sentences import split_sentences
 
 REPETITION_ID = "repetition_v1"
@@ -211,20 +212,13 @@ def _ngram_counts_many(
     ``top`` is computed for the sizes in ``top_sizes``, ``covered`` for those in ``covered_sizes``.
     """
     out: list[dict[int, _Counts] | None] = [None] * len(texts)
-    batch: list[int] = []
-    chars = 0
+    counted = []
     for i, text in enumerate(texts):
         if len(text) < 2:
             out[i] = {n: _Counts(0, 0, 0, 0, 0) for n in range(2, n_max + 1)}
-            continue
-        batch.append(i)
-        chars += len(text)
-        if chars >= BATCH_CHARS:
-            counted = _count_batch([texts[j] for j in batch], n_max, top_sizes, covered_sizes)
-            for j, counts in zip(batch, counted):
-                out[j] = counts
-            batch, chars = [], 0
-    if batch:
+        else:
+            counted.append(i)
+    for batch in char_batches(texts, BATCH_CHARS, counted):
         for j, counts in zip(batch, _count_batch([texts[j] for j in batch], n_max, top_sizes, covered_sizes)):
             out[j] = counts
     return out  # type: ignore[return-value]

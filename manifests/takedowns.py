@@ -65,9 +65,10 @@ def normalise_value(kind: str, value: str) -> str:
             )
         return domain
     if kind == "url":
-        if "://" not in value or normalise_url(value) is None:
+        canonical = normalise_url(value) if "://" in value else None  # url_key's form of a URL
+        if canonical is None:
             raise TakedownRequestError(f"--url {value!r}: not an absolute URL (scheme://host/path)")
-        return url_key(value)
+        return canonical
     return value
 
 

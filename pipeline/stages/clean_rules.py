@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import operator
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -99,32 +100,36 @@ def _dictionary_transforms(names: tuple[str, ...]) -> tuple[dict[str, Any], ...]
     )
 
 
-# The last (config, resolve, value) of each per-config lookup below: the clean stage passes the
-# same two objects for a whole shard, so the value is computed once a shard, not once a document.
-_last_names: tuple[Any, Any, tuple[str, ...]] | None = None
-_last_lists: tuple[Any, Any, Any] | None = None
+def _reuse_last(compute):
+    """``compute`` that returns its last value again while it is called with the very same objects
+    (an identity test, never an equality one; the kept arguments stay alive, so their ids are not
+    reused). The clean stage passes one config and resolver for a whole shard, and each text to
+    several steps in a row. ``.forget()`` drops the kept call."""
+    last: list = [None]
+
+    @functools.wraps(compute)
+    def reused(*args):
+        kept = last[0]
+        if kept is not None and len(kept[0]) == len(args) and all(map(operator.is_, kept[0], args)):
+            return kept[1]
+        value = compute(*args)
+        last[0] = (args, value)
+        return value
+
+    reused.forget = lambda: last.__setitem__(0, None)
+    return reused
 
 
+@_reuse_last
 def _dictionary_names(config: CleanConfig, resolve) -> tuple[str, ...]:
     """Bundled names as they are; file paths resolved against the config file's directory."""
-    global _last_names
-    last = _last_names
-    if last is not None and last[0] is config and last[1] is resolve:
-        return last[2]
-    names = tuple(resolve(n) if n.endswith(".txt") else n for n in config.ng_dictionaries)
-    _last_names = (config, resolve, names)
-    return names
+    return tuple(resolve(n) if n.endswith(".txt") else n for n in config.ng_dictionaries)
 
 
+@_reuse_last
 def _config_domain_lists(config: CleanConfig, resolve):
     """The config's domain blocklists, loaded (None without any)."""
-    global _last_lists
-    last = _last_lists
-    if last is not None and last[0] is config and last[1] is resolve:
-        return last[2]
-    lists = _domain_lists(tuple(sorted((k, resolve(v)) for k, v in config.domain_blocklists.items())))
-    _last_lists = (config, resolve, lists)
-    return lists
+    return _domain_lists(tuple(sorted((k, resolve(v)) for k, v in config.domain_blocklists.items())))
 
 
 def profile_for(config: CleanConfig, source: str) -> tuple[str, CleanRules]:
@@ -237,20 +242,8 @@ def _url_rules_on(rules: CleanRules, url: str | None, config: CleanConfig) -> in
     return bool(rules.require_valid_tld) + bool(url and config.domain_blocklists)
 
 
-# The last text whose sentences _measure_sentences split, and them: the "elements" step (duplicate
-# sentences) reads the same sentences of the same text a step later (an identity test, so never
-# another text's; the reference keeps the text alive, so its id cannot be reused).
-_last_split: tuple[str, list[str]] = ("", [])
-
-
-def _split_sentences(text: str) -> list[str]:
-    global _last_split
-    last = _last_split
-    if last[0] is text:
-        return last[1]
-    split = split_sentences(text)
-    _last_split = (text, split)
-    return split
+# The "sentences" step and the "elements" step (duplicate sentences) split the same text in a row.
+_split_sentences = _reuse_last(split_sentences)
 
 
 def _measure_sentences(text, url, rules, config, resolve) -> dict[str, float]:
@@ -454,9 +447,7 @@ STEPS: tuple[_Step, ...] = (
     _Step("bbs", _measure_bbs, _check_bbs, _on("max_bbs_score")),
     _Step("url", _measure_url, _check_url, _url_rules_on),
     _Step("ngrams", _measure_ngrams, _check_ngrams, _ngram_rules_on, _measure_ngrams_many),
-    _Step(
-        "language", _measure_language, _check_language, _on("min_language_score"), _measure_language_many
-    ),
+    _Step("language", _measure_language, _check_language, _on("min_language_score"), _measure_language_many),
 )
 
 
@@ -540,8 +531,9 @@ def clean_documents(
 def _clean_documents(
     documents: Iterable[tuple[str, str | None, str]], config: CleanConfig, resolve
 ) -> list[CleanOutcome]:
-    global _last_names, _last_lists
-    _last_names = _last_lists = None  # the config may have been changed in place since the last call
+    # The config may have been changed in place since the last call.
+    _dictionary_names.forget()
+    _config_domain_lists.forget()
     plans: dict[tuple[str, bool], tuple[list[_Step], list[int]]] = {}
     docs = []
     documents = list(documents)
